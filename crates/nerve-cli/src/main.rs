@@ -1,1 +1,39 @@
-fn main() {}
+//! `nerve`: train, evaluate and check spiking neural networks from the command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod reference_check;
+
+/// Spiking neural networks in Rust.
+#[derive(Parser)]
+#[command(name = "nerve", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay every case of a nerve-reference-v1 file and compare with Nerve.
+    ReferenceCheck {
+        /// The reference file (e.g. ../shared/reference/snntorch-reference.json).
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::ReferenceCheck { file } => reference_check::run(&file),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -2,6 +2,9 @@
 
 pub mod data;
 pub mod error;
+pub mod neurons;
 pub mod plot;
+pub mod reference;
+pub mod surrogate;
 
 pub use error::{Error, Result};

@@ -1,0 +1,96 @@
+//! Leaky integrate-and-fire neuron (snnTorch `Leaky`): `mem = β·mem + x - reset·threshold`.
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor};
+
+use super::firing::scalar_param;
+use super::{bcast, run_steps, Firing, FiringConfig, NeuronOutput, Reset};
+
+/// Options of a [`Leaky`] neuron.
+#[derive(Debug, Clone)]
+pub struct LeakyConfig {
+    /// Membrane decay per step, clamped to [0, 1] when used.
+    pub beta: f64,
+    /// Learn β.
+    pub learn_beta: bool,
+    /// Number of neurons with their own β and threshold; 1 shares them across the layer.
+    pub size: usize,
+    /// Firing rule.
+    pub firing: FiringConfig,
+    /// Record the membrane trace in `run`.
+    pub record_mem: bool,
+}
+
+impl LeakyConfig {
+    /// A leaky neuron with decay `beta` and snnTorch's defaults for everything else.
+    pub fn new(beta: f64) -> Self {
+        Self {
+            beta,
+            learn_beta: false,
+            size: 1,
+            firing: FiringConfig::default(),
+            record_mem: false,
+        }
+    }
+
+    /// Builds the neuron on `device`.
+    pub fn init(&self, device: &Device) -> Leaky {
+        Leaky {
+            beta: scalar_param(self.beta, self.size, self.learn_beta, device),
+            firing: self.firing.init(self.size, device),
+            record_mem: self.record_mem,
+        }
+    }
+}
+
+/// State of a [`Leaky`] neuron: its membrane potential.
+#[derive(Debug, Clone)]
+pub struct LeakyState<const D: usize> {
+    /// Membrane potential.
+    pub mem: Tensor<D>,
+}
+
+impl<const D: usize> LeakyState<D> {
+    /// The resting state (zero membrane) for inputs shaped like `x`.
+    pub fn zeros_like(x: &Tensor<D>) -> Self {
+        Self { mem: x.zeros_like() }
+    }
+}
+
+/// Leaky integrate-and-fire neuron, first-order.
+#[derive(Module, Debug)]
+pub struct Leaky {
+    /// Membrane decay β, `[1]` or per neuron.
+    pub beta: Param<Tensor<1>>,
+    /// Threshold, surrogate, reset.
+    pub firing: Firing,
+    /// Record the membrane trace in `run`.
+    #[module(skip)]
+    pub record_mem: bool,
+}
+
+impl Leaky {
+    /// One time step.
+    pub fn step<const D: usize>(&self, x: Tensor<D>, state: LeakyState<D>) -> (Tensor<D>, LeakyState<D>) {
+        let beta = bcast::<D>(self.beta.val().clamp(0.0, 1.0));
+        let reset = self.firing.reset_signal(&state.mem);
+        let mem = match self.firing.config.reset {
+            Reset::Subtract => beta * state.mem + x - reset.clone() * self.firing.threshold::<D>(),
+            Reset::Zero => beta * (reset.clone().neg() + 1.0) * state.mem + x,
+            Reset::None => beta * state.mem + x,
+        };
+        let spk = self.firing.fire(&mem);
+        let mem = self.firing.immediate_reset(mem, &spk, &reset);
+        (spk, LeakyState { mem })
+    }
+
+    /// A whole sequence `x[T, ...]`, starting from `state` (zeros when `None`).
+    pub fn run<const D: usize>(
+        &self,
+        x: Tensor<D>,
+        state: Option<LeakyState<D>>,
+    ) -> NeuronOutput<D, LeakyState<D>> {
+        let state = state.unwrap_or_else(|| LeakyState::zeros_like(&x.clone().narrow(0, 0, 1)));
+        run_steps(x, state, self.record_mem, |x, s| self.step(x, s), |s| s.mem.clone())
+    }
+}

@@ -1,0 +1,172 @@
+//! Surrogate gradients: the spike is a Heaviside step forward and a smooth slope backward.
+//!
+//! Every surrogate is expressed as a *smooth stand-in* `s(u)` whose derivative is the surrogate
+//! gradient. The spike is computed as `H(u) + (s(u) - detach(s(u)))`: the bracket is exactly zero
+//! in the forward pass, and autodiff sees only `s'(u)` in the backward pass. This keeps every
+//! backend (and the Burn autodiff graph) in charge of the gradient, with no hand-written backward.
+//! Derivatives match snnTorch 1.0 (`snntorch.surrogate`) term by term.
+
+use std::f64::consts::PI;
+use std::fmt;
+use std::sync::Arc;
+
+use burn::tensor::{Distribution, Tensor};
+
+/// A user-supplied smooth stand-in: its autodiff derivative is used as the surrogate gradient.
+///
+/// It is written for rank-1 tensors; Nerve flattens the membrane before calling it.
+pub type StandIn = Arc<dyn Fn(Tensor<1>) -> Tensor<1> + Send + Sync>;
+
+/// The surrogate gradient used by a spiking neuron's firing function.
+#[derive(Clone)]
+pub enum Surrogate {
+    /// Arctangent: `dS/du = (α/2) / (1 + (π α u / 2)²)`.
+    ATan {
+        /// Sharpness α (snnTorch default 2).
+        alpha: f64,
+    },
+    /// Fast sigmoid: `dS/du = 1 / (slope·|u| + 1)²`.
+    FastSigmoid {
+        /// Slope (snnTorch default 25).
+        slope: f64,
+    },
+    /// Logistic sigmoid: `dS/du = d/du σ(slope·u)`.
+    Sigmoid {
+        /// Slope (snnTorch default 25).
+        slope: f64,
+    },
+    /// Triangular as coded in snnTorch: `+threshold` below zero and `-threshold` at or above it.
+    Triangular {
+        /// Scale of the slope (snnTorch default 1).
+        threshold: f64,
+    },
+    /// Spike-rate escape: `dS/du = slope · exp(-β |u - 1|)`.
+    SpikeRateEscape {
+        /// Escape rate β (snnTorch default 1).
+        beta: f64,
+        /// Slope (snnTorch default 25).
+        slope: f64,
+    },
+    /// Straight-through estimator: the gradient passes unchanged.
+    StraightThrough,
+    /// Sparse fast sigmoid (Perez-Nieves & Goodman 2021): fast sigmoid only where `u > b`.
+    SparseFastSigmoid {
+        /// Slope (snnTorch default 25).
+        slope: f64,
+        /// Gradient is zero at or below this membrane offset (snnTorch default 1).
+        b: f64,
+    },
+    /// Stochastic spike operator: gradient 1 where the neuron spiked, uniform noise elsewhere.
+    Stochastic {
+        /// Mean shift of the noise (snnTorch default 0).
+        mean: f64,
+        /// Scale of the noise (snnTorch default 0.2).
+        variance: f64,
+    },
+    /// A user-supplied smooth function; its derivative is the surrogate gradient.
+    Custom(StandIn),
+}
+
+impl fmt::Debug for Surrogate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Surrogate::Custom(_) => write!(f, "Custom(..)"),
+            Surrogate::ATan { alpha } => write!(f, "ATan {{ alpha: {alpha} }}"),
+            Surrogate::FastSigmoid { slope } => write!(f, "FastSigmoid {{ slope: {slope} }}"),
+            Surrogate::Sigmoid { slope } => write!(f, "Sigmoid {{ slope: {slope} }}"),
+            Surrogate::Triangular { threshold } => {
+                write!(f, "Triangular {{ threshold: {threshold} }}")
+            }
+            Surrogate::SpikeRateEscape { beta, slope } => {
+                write!(f, "SpikeRateEscape {{ beta: {beta}, slope: {slope} }}")
+            }
+            Surrogate::StraightThrough => write!(f, "StraightThrough"),
+            Surrogate::SparseFastSigmoid { slope, b } => {
+                write!(f, "SparseFastSigmoid {{ slope: {slope}, b: {b} }}")
+            }
+            Surrogate::Stochastic { mean, variance } => {
+                write!(f, "Stochastic {{ mean: {mean}, variance: {variance} }}")
+            }
+        }
+    }
+}
+
+impl Default for Surrogate {
+    /// snnTorch's default surrogate: arctangent with α = 2.
+    fn default() -> Self {
+        Surrogate::ATan { alpha: 2.0 }
+    }
+}
+
+impl Surrogate {
+    /// Parses a surrogate from its snnTorch name with default constants (`atan`, `fast_sigmoid`, ...).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "atan" => Surrogate::ATan { alpha: 2.0 },
+            "fast_sigmoid" => Surrogate::FastSigmoid { slope: 25.0 },
+            "sigmoid" => Surrogate::Sigmoid { slope: 25.0 },
+            "triangular" => Surrogate::Triangular { threshold: 1.0 },
+            "spike_rate_escape" => Surrogate::SpikeRateEscape {
+                beta: 1.0,
+                slope: 25.0,
+            },
+            "straight_through_estimator" | "ste" => Surrogate::StraightThrough,
+            "sfs" | "sparse_fast_sigmoid" => Surrogate::SparseFastSigmoid { slope: 25.0, b: 1.0 },
+            "sso" | "stochastic" => Surrogate::Stochastic {
+                mean: 0.0,
+                variance: 0.2,
+            },
+            _ => return None,
+        })
+    }
+
+    /// The spike: `H(u)` (1 where `u > 0`) forward, this surrogate's slope backward.
+    pub fn spike<const D: usize>(&self, u: Tensor<D>) -> Tensor<D> {
+        let step = u.clone().greater_elem(0.0).float();
+        if !u.is_tracked() {
+            // Inference or a detached membrane: no graph to feed, skip the stand-in entirely.
+            return step;
+        }
+        let s = self.stand_in(u, &step);
+        step + (s.clone() - s.detach())
+    }
+
+    /// The smooth stand-in `s(u)`; `step` is `H(u)`, used by the masked surrogates.
+    pub fn stand_in<const D: usize>(&self, u: Tensor<D>, step: &Tensor<D>) -> Tensor<D> {
+        match self {
+            Surrogate::ATan { alpha } => (u * (PI * alpha / 2.0)).atan() / PI,
+            Surrogate::FastSigmoid { slope } => fast_sigmoid_stand_in(u, *slope),
+            Surrogate::Sigmoid { slope } => burn::tensor::activation::sigmoid(u * *slope),
+            Surrogate::Triangular { threshold } => u.abs() * (-threshold),
+            Surrogate::SpikeRateEscape { beta, slope } => {
+                let d = u.sub_scalar(1.0);
+                let decay = (d.clone().abs() * (-beta)).exp();
+                d.sign() * (decay.neg() + 1.0) * (slope / beta)
+            }
+            Surrogate::StraightThrough => u,
+            Surrogate::SparseFastSigmoid { slope, b } => {
+                let mask = u.clone().greater_elem(*b).float().detach();
+                fast_sigmoid_stand_in(u, *slope) * mask
+            }
+            Surrogate::Stochastic { mean, variance } => {
+                let noise = u
+                    .random_like(Distribution::Uniform(0.0, 1.0))
+                    .sub_scalar(0.5 - mean)
+                    .mul_scalar(*variance);
+                let spiked = step.clone().detach();
+                let slope = spiked.clone() + (spiked.neg() + 1.0) * noise;
+                u * slope.detach()
+            }
+            Surrogate::Custom(f) => {
+                let shape = u.shape();
+                f(u.flatten(0, D - 1)).reshape(shape)
+            }
+        }
+    }
+}
+
+/// `u / (1 + slope·|u|)`, whose derivative is the fast-sigmoid surrogate.
+fn fast_sigmoid_stand_in<const D: usize>(u: Tensor<D>, slope: f64) -> Tensor<D> {
+    let denom = u.clone().abs() * slope + 1.0;
+    u / denom
+}
