@@ -2,6 +2,8 @@
 
 pub mod data;
 pub mod error;
+pub mod layers;
+pub mod models;
 pub mod neurons;
 pub mod plot;
 pub mod reference;

@@ -1,0 +1,175 @@
+//! Layers over time: stateless layers fold `[T, B, ...]` into one batch `[T·B, ...]` and run
+//! once, instead of once per time step, so each is a single large GEMM or convolution.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+
+/// Merges the time and batch axes: `[T, B, ...]` → `[T·B, ...]`.
+pub fn fold<const D: usize, const F: usize>(x: Tensor<D>) -> Tensor<F> {
+    x.flatten(0, 1)
+}
+
+/// Splits the leading axis back into time and batch: `[T·B, ...]` → `[T, B, ...]`.
+pub fn unfold<const F: usize, const D: usize>(x: Tensor<F>, steps: usize) -> Tensor<D> {
+    let dims = x.dims();
+    let mut shape = [0usize; D];
+    shape[0] = steps;
+    shape[1] = dims[0] / steps;
+    shape[2..].copy_from_slice(&dims[1..]);
+    x.reshape(shape)
+}
+
+/// Flattens every axis after time and batch: `[T, B, C, H, W]` → `[T, B, C·H·W]`.
+pub fn flatten_features(x: Tensor<5>) -> Tensor<3> {
+    x.flatten(2, 4)
+}
+
+/// A 2-D convolution applied to every time step at once.
+#[derive(Module, Debug)]
+pub struct TimeConv2d {
+    /// The convolution.
+    pub conv: Conv2d,
+}
+
+impl TimeConv2d {
+    /// `in_channels → out_channels` with a square `kernel`, stride 1, no padding.
+    pub fn new(in_channels: usize, out_channels: usize, kernel: usize, device: &Device) -> Self {
+        Self {
+            conv: Conv2dConfig::new([in_channels, out_channels], [kernel, kernel]).init(device),
+        }
+    }
+
+    /// `[T, B, C, H, W]` → `[T, B, C', H', W']`.
+    pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
+        let steps = x.dims()[0];
+        unfold(self.conv.forward(fold(x)), steps)
+    }
+}
+
+/// Max pooling applied to every time step at once.
+#[derive(Module, Debug)]
+pub struct TimeMaxPool2d {
+    /// The pooling layer.
+    pub pool: MaxPool2d,
+}
+
+impl TimeMaxPool2d {
+    /// Square window `size` with stride `size`.
+    pub fn new(size: usize) -> Self {
+        Self {
+            pool: MaxPool2dConfig::new([size, size]).init(),
+        }
+    }
+
+    /// `[T, B, C, H, W]` → `[T, B, C, H/size, W/size]`.
+    pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
+        let steps = x.dims()[0];
+        unfold(self.pool.forward(fold(x)), steps)
+    }
+}
+
+/// Average pooling applied to every time step at once.
+#[derive(Module, Debug)]
+pub struct TimeAvgPool2d {
+    /// The pooling layer.
+    pub pool: AvgPool2d,
+}
+
+impl TimeAvgPool2d {
+    /// Square window `size` with stride `size`.
+    pub fn new(size: usize) -> Self {
+        Self {
+            pool: AvgPool2dConfig::new([size, size]).init(),
+        }
+    }
+
+    /// `[T, B, C, H, W]` → `[T, B, C, H/size, W/size]`.
+    pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
+        let steps = x.dims()[0];
+        unfold(self.pool.forward(fold(x)), steps)
+    }
+}
+
+/// A fully connected layer applied to every time step as one `[T·B, in] × [in, out]` GEMM.
+#[derive(Module, Debug)]
+pub struct TimeLinear {
+    /// The linear layer.
+    pub linear: Linear,
+}
+
+impl TimeLinear {
+    /// `inputs → outputs` with bias.
+    pub fn new(inputs: usize, outputs: usize, device: &Device) -> Self {
+        Self {
+            linear: LinearConfig::new(inputs, outputs).init(device),
+        }
+    }
+
+    /// `[T, B, in]` → `[T, B, out]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let steps = x.dims()[0];
+        unfold(self.linear.forward(fold::<3, 2>(x)), steps)
+    }
+}
+
+/// Dropout with an independent mask per time step (as `nn.Dropout` inside an snnTorch loop).
+#[derive(Module, Debug)]
+pub struct TimeDropout {
+    /// The dropout layer.
+    pub dropout: Dropout,
+}
+
+impl TimeDropout {
+    /// Drops each activation with probability `prob` while training.
+    pub fn new(prob: f64) -> Self {
+        Self {
+            dropout: DropoutConfig::new(prob).init(),
+        }
+    }
+
+    /// Any `[T, B, ...]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.dropout.forward(x)
+    }
+}
+
+/// Batch normalisation through time (BNTT, Kim & Panda 2021; snnTorch `BatchNormTT2d`):
+/// one set of statistics and affine parameters per time step.
+#[derive(Module, Debug)]
+pub struct BatchNormTT2d {
+    /// One batch norm per time step.
+    pub steps: Vec<BatchNorm>,
+}
+
+impl BatchNormTT2d {
+    /// `channels` features, `steps` time steps.
+    pub fn new(channels: usize, steps: usize, device: &Device) -> Self {
+        Self {
+            steps: (0..steps)
+                .map(|_| BatchNormConfig::new(channels).init(device))
+                .collect(),
+        }
+    }
+
+    /// `[T, B, C, H, W]` with `T` equal to the number of steps it was built for.
+    pub fn forward(&self, x: Tensor<5>) -> crate::Result<Tensor<5>> {
+        let t = x.dims()[0];
+        if t != self.steps.len() {
+            return Err(crate::Error::Shape {
+                what: "BatchNormTT2d input time axis".into(),
+                expected: self.steps.len().to_string(),
+                got: t.to_string(),
+            });
+        }
+        let out = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, bn)| bn.forward(x.clone().narrow(0, i, 1).squeeze_dim::<4>(0)).unsqueeze_dim::<5>(0))
+            .collect();
+        Ok(Tensor::cat(out, 0))
+    }
+}

@@ -1,0 +1,5 @@
+//! Assembled networks.
+
+pub mod spiking_net;
+
+pub use spiking_net::{parse_arch, SpikingNet, SpikingNetConfig};
