@@ -1,1 +1,10 @@
 //! Data sets in their standard formats.
+
+pub mod idx;
+pub mod mnist;
+
+pub use idx::{encode_idx, parse_idx, read_idx, write_idx, IdxArray};
+pub use mnist::{
+    class_names, load_dataset, load_dataset_dir, load_embedded_mnist, locate_dataset, ImageDataset,
+    ImageSplits,
+};
