@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod reference_check;
+mod train_cmd;
 
 /// Spiking neural networks in Rust.
 #[derive(Parser)]
@@ -17,6 +18,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a spiking network on images (default: the tutorial conv SNN on embedded MNIST).
+    Train(train_cmd::TrainArgs),
+    /// Evaluate a checkpoint on a test set.
+    Eval(train_cmd::EvalArgs),
     /// Replay every case of a nerve-reference-v1 file and compare with Nerve.
     ReferenceCheck {
         /// The reference file (e.g. ../shared/reference/snntorch-reference.json).
@@ -27,6 +32,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Train(args) => train_cmd::train(args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => train_cmd::eval(args).map(|()| ExitCode::SUCCESS),
         Command::ReferenceCheck { file } => reference_check::run(&file),
     };
     match result {

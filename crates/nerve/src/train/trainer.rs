@@ -1,0 +1,542 @@
+//! Backpropagation through time for image classification with a [`SpikingNet`].
+//!
+//! The trainer knows nothing about the command line: it reports progress as [`Event`]s, writes a
+//! checkpoint after every epoch (atomically), and stops with an error on a non-finite loss
+//! before the optimiser touches the weights, so the last good checkpoint stays intact.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::Module;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::data::mnist::ImageDataset;
+use crate::error::{Error, Result};
+use crate::models::{SpikingNet, SpikingNetConfig};
+use crate::train::checkpoint::{self, CheckpointMeta};
+use crate::train::history::{EpochRecord, History};
+use crate::train::schedule::Schedule;
+
+/// The optimiser.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OptimizerKind {
+    /// Adam (snnTorch tutorials: lr 1e-2, betas 0.9/0.999).
+    Adam,
+    /// AdamW with decoupled weight decay.
+    AdamW {
+        /// Weight decay.
+        weight_decay: f64,
+    },
+    /// SGD with momentum.
+    Sgd {
+        /// Momentum (0 for plain SGD).
+        momentum: f64,
+    },
+}
+
+impl OptimizerKind {
+    /// Parses `adam`, `adamw[:WD]`, `sgd[:MOMENTUM]`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let (name, arg) = s.split_once(':').map_or((s, None), |(a, b)| (a, Some(b)));
+        let num = |d: f64| -> Result<f64> {
+            arg.map_or(Ok(d), |a| {
+                a.parse().map_err(|_| {
+                    Error::invalid("optimizer", format!("'{s}': '{a}' is not a number"))
+                })
+            })
+        };
+        match name {
+            "adam" => Ok(OptimizerKind::Adam),
+            "adamw" => Ok(OptimizerKind::AdamW {
+                weight_decay: num(1e-2)?,
+            }),
+            "sgd" => Ok(OptimizerKind::Sgd {
+                momentum: num(0.9)?,
+            }),
+            _ => Err(Error::invalid(
+                "optimizer",
+                format!("'{s}': expected adam, adamw[:WD] or sgd[:MOMENTUM]"),
+            )),
+        }
+    }
+
+    /// Builds the optimiser, with gradient-norm clipping when `clip` is set.
+    pub fn init(&self, clip: Option<f64>) -> ModuleOptimizer {
+        let clip = clip.map(|c| GradientClippingConfig::Norm(c as f32));
+        match *self {
+            OptimizerKind::Adam => AdamConfig::new().with_grad_clipping(clip).init(),
+            OptimizerKind::AdamW { weight_decay } => AdamWConfig::new()
+                .with_weight_decay(weight_decay as f32)
+                .with_grad_clipping(clip)
+                .init(),
+            OptimizerKind::Sgd { momentum } => {
+                let m = (momentum > 0.0)
+                    .then(|| burn::optim::momentum::MomentumConfig::new().with_momentum(momentum));
+                SgdConfig::new()
+                    .with_momentum(m)
+                    .with_gradient_clipping(clip)
+                    .init()
+            }
+        }
+    }
+}
+
+/// How an image becomes input current over time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Encoding {
+    /// The pixel intensities are the input current at every step (snnTorch's conv tutorial).
+    Direct,
+    /// Bernoulli rate coding: a pixel of intensity p spikes with probability `gain·p` per step.
+    Rate {
+        /// Probability scale.
+        gain: f64,
+    },
+}
+
+/// The training loss on the output layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LossKind {
+    /// Cross-entropy of the spikes at every step (snnTorch `ce_rate_loss`).
+    CeRate,
+    /// Cross-entropy of the spike counts (`ce_count_loss`).
+    CeCount,
+    /// Mean-square error of spike counts against target rates (`mse_count_loss`).
+    MseCount,
+    /// Cross-entropy of the maximum membrane (`ce_max_membrane_loss`).
+    CeMaxMembrane,
+}
+
+impl LossKind {
+    /// Parses `ce-rate`, `ce-count`, `mse-count`, `ce-max-membrane`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "ce-rate" => Ok(LossKind::CeRate),
+            "ce-count" => Ok(LossKind::CeCount),
+            "mse-count" => Ok(LossKind::MseCount),
+            "ce-max-membrane" => Ok(LossKind::CeMaxMembrane),
+            _ => Err(Error::invalid(
+                "loss",
+                format!("'{s}': expected ce-rate, ce-count, mse-count or ce-max-membrane"),
+            )),
+        }
+    }
+}
+
+/// Everything a training run needs besides the network and the data.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// Epochs to train (in total, counting those a resumed run already did).
+    pub epochs: usize,
+    /// Samples per optimiser step.
+    pub batch_size: usize,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Optimiser.
+    pub optimizer: OptimizerKind,
+    /// Learning-rate schedule, per optimiser step.
+    pub schedule: Schedule,
+    /// Clip the gradient norm to this value.
+    pub grad_clip: Option<f64>,
+    /// Seed of every random choice (initialisation, shuffling, rate coding, dropout).
+    pub seed: u64,
+    /// Loss.
+    pub loss: LossKind,
+    /// Input encoding.
+    pub encoding: Encoding,
+    /// Truncated BPTT: update every this many steps, carrying the (detached) state forward.
+    pub tbptt: Option<usize>,
+    /// Where checkpoints, history and plots go.
+    pub out_dir: PathBuf,
+    /// Use only the first N training samples.
+    pub train_limit: Option<usize>,
+    /// Use only the first N test samples.
+    pub test_limit: Option<usize>,
+}
+
+/// Progress reports from [`train`].
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// An epoch starts with this many batches.
+    EpochStart {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Batches in the epoch.
+        batches: usize,
+    },
+    /// A batch finished.
+    Batch {
+        /// Batch index (1-based).
+        batch: usize,
+        /// Its loss.
+        loss: f64,
+        /// Its accuracy.
+        accuracy: f64,
+    },
+    /// Evaluation on the test set starts.
+    Evaluating {
+        /// Batches to evaluate.
+        batches: usize,
+    },
+    /// An evaluation batch finished.
+    EvalBatch,
+    /// An epoch finished, was evaluated and checkpointed.
+    EpochEnd(EpochRecord),
+}
+
+/// Accuracy, loss and spike statistics on a data set.
+#[derive(Debug, Clone)]
+pub struct EvalReport {
+    /// Fraction of samples whose most-spiking output is the label.
+    pub accuracy: f64,
+    /// Mean loss per batch.
+    pub loss: f64,
+    /// Samples evaluated.
+    pub samples: usize,
+    /// Spikes per inference, summed over every spiking layer.
+    pub spikes_per_sample: f64,
+    /// Per spiking layer: name, neurons, firing rate (spikes per neuron per step).
+    pub layers: Vec<(String, usize, f64)>,
+}
+
+/// A batch as network input `[1 or T, B, C, H, W]` and labels.
+pub fn make_batch(
+    data: &ImageDataset,
+    indices: &[usize],
+    steps: usize,
+    encoding: Encoding,
+    rng: &mut rand::rngs::StdRng,
+    device: &Device,
+) -> (Tensor<5>, Tensor<1, Int>) {
+    let (rows, cols) = (data.rows, data.cols);
+    let pixels = rows * cols;
+    let mut values = Vec::with_capacity(indices.len() * pixels);
+    for &i in indices {
+        values.extend(data.image(i).iter().map(|&p| f32::from(p) / 255.0));
+    }
+    let labels: Vec<i64> = indices.iter().map(|&i| i64::from(data.labels[i])).collect();
+    let b = indices.len();
+    let x = match encoding {
+        Encoding::Direct => {
+            Tensor::from_data(TensorData::new(values, [1, b, 1, rows, cols]), device)
+        }
+        Encoding::Rate { gain } => {
+            use rand::Rng;
+            let mut spikes = Vec::with_capacity(steps * values.len());
+            for _ in 0..steps {
+                spikes.extend(values.iter().map(|&p| {
+                    if rng.random::<f32>() < (p * gain as f32) {
+                        1.0f32
+                    } else {
+                        0.0
+                    }
+                }));
+            }
+            Tensor::from_data(TensorData::new(spikes, [steps, b, 1, rows, cols]), device)
+        }
+    };
+    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device);
+    (x, y)
+}
+
+/// The loss of a forward pass.
+pub fn loss_of(
+    kind: LossKind,
+    spk: Tensor<3>,
+    mem: Tensor<3>,
+    targets: Tensor<1, Int>,
+) -> Result<Tensor<1>> {
+    use crate::loss;
+    match kind {
+        LossKind::CeRate => loss::CeRateLoss::new().forward(spk, targets),
+        LossKind::CeCount => loss::CeCountLoss::new().forward(spk, targets),
+        LossKind::MseCount => loss::MseCountLoss::default().forward(spk, targets),
+        LossKind::CeMaxMembrane => loss::CeMaxMembraneLoss::new().forward(mem, targets),
+    }
+}
+
+/// Number of samples whose output neuron with the most spikes is the label.
+fn correct(spk: &Tensor<3>, targets: &Tensor<1, Int>) -> usize {
+    let counts = spk.clone().detach().sum_dim(0).squeeze_dim::<2>(0);
+    let predicted = counts.argmax(1).squeeze_dim::<1>(1);
+    predicted
+        .equal(targets.clone())
+        .int()
+        .sum()
+        .into_scalar::<i64>() as usize
+}
+
+/// Evaluates `net` (use `net.valid()` for inference) on `data`.
+pub fn evaluate(
+    net: &SpikingNet,
+    data: &ImageDataset,
+    cfg: &TrainConfig,
+    device: &Device,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<EvalReport> {
+    let n = cfg.test_limit.map_or(data.len(), |l| l.min(data.len()));
+    let indices: Vec<usize> = (0..n).collect();
+    let batches: Vec<&[usize]> = indices.chunks(cfg.batch_size.max(1)).collect();
+    on_event(Event::Evaluating {
+        batches: batches.len(),
+    });
+    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x5EED_7E57);
+    let (mut right, mut loss_sum, mut spikes) = (0usize, 0.0f64, 0.0f64);
+    let mut layer_totals = vec![0.0f64; net.layer_names.len()];
+    for batch in &batches {
+        let (x, y) = make_batch(data, batch, net.steps, cfg.encoding, &mut rng, device);
+        let out = net.forward(x, None, false)?;
+        right += correct(&out.spk, &y);
+        loss_sum += loss_of(cfg.loss, out.spk, out.mem, y)?.into_scalar::<f64>();
+        for (total, layer) in layer_totals.iter_mut().zip(&out.layers) {
+            *total += layer.total.clone().into_scalar::<f64>();
+        }
+        on_event(Event::EvalBatch);
+    }
+    spikes += layer_totals.iter().sum::<f64>();
+    let samples = n.max(1) as f64;
+    Ok(EvalReport {
+        accuracy: right as f64 / samples,
+        loss: loss_sum / batches.len().max(1) as f64,
+        samples: n,
+        spikes_per_sample: spikes / samples,
+        layers: net
+            .layer_names
+            .iter()
+            .zip(&layer_totals)
+            .map(|((name, neurons), total)| {
+                (
+                    name.clone(),
+                    *neurons,
+                    total / (samples * *neurons as f64 * net.steps as f64),
+                )
+            })
+            .collect(),
+    })
+}
+
+/// Where the run's checkpoint lives inside `out_dir`.
+pub fn checkpoint_path(out_dir: &Path) -> PathBuf {
+    out_dir.join("checkpoint.safetensors")
+}
+
+/// A model, its optimiser and its history, ready to train (fresh or resumed).
+pub struct Session {
+    /// The network (on an autodiff device).
+    pub net: SpikingNet,
+    /// The optimiser with its state.
+    pub optim: ModuleOptimizer,
+    /// Epochs done so far.
+    pub history: History,
+    /// The network's configuration.
+    pub net_config: SpikingNetConfig,
+}
+
+impl Session {
+    /// A fresh session: the network initialised from `cfg.seed`.
+    pub fn new(net_config: SpikingNetConfig, cfg: &TrainConfig, device: &Device) -> Result<Self> {
+        device.seed(cfg.seed);
+        Ok(Self {
+            net: net_config.init(device)?,
+            optim: cfg.optimizer.init(cfg.grad_clip),
+            history: History::default(),
+            net_config,
+        })
+    }
+
+    /// Resumes from the checkpoint in `cfg.out_dir`: weights, optimiser state and history.
+    pub fn resume(
+        net_config: SpikingNetConfig,
+        cfg: &TrainConfig,
+        device: &Device,
+    ) -> Result<Self> {
+        let path = checkpoint_path(&cfg.out_dir);
+        let mut session = Self::new(net_config, cfg, device)?;
+        let (net, meta) = checkpoint::load(&path, session.net, &session.net_config.describe())?;
+        session.optim = checkpoint::load_optimizer(&path, session.optim, &net)?;
+        session.net = net;
+        session.history = History::load_json(cfg.out_dir.join("history.json"))?;
+        // A crash after the history was written but before the checkpoint must not skip an epoch.
+        session.history.truncate_to_epoch(meta.epoch);
+        Ok(session)
+    }
+}
+
+/// Trains until `cfg.epochs` epochs are done, checkpointing after each.
+pub fn train(
+    mut session: Session,
+    train_data: &ImageDataset,
+    test_data: &ImageDataset,
+    cfg: &TrainConfig,
+    device: &Device,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Session> {
+    if train_data.num_classes > session.net.outputs() {
+        return Err(Error::invalid(
+            "network",
+            format!(
+                "{} outputs for a data set of {} classes",
+                session.net.outputs(),
+                train_data.num_classes
+            ),
+        ));
+    }
+    std::fs::create_dir_all(&cfg.out_dir).map_err(|e| Error::io(&cfg.out_dir, e))?;
+    let n = cfg
+        .train_limit
+        .map_or(train_data.len(), |l| l.min(train_data.len()));
+    let batch_size = cfg.batch_size.max(1);
+    let batches_per_epoch = n.div_ceil(batch_size);
+    let first_epoch = session.history.records.len() + 1;
+    for epoch in first_epoch..=cfg.epochs {
+        let started = Instant::now();
+        // Seeding per epoch makes a resumed run draw exactly what an uninterrupted one would.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64));
+        device.seed(cfg.seed.wrapping_mul(31).wrapping_add(epoch as u64));
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rng);
+        on_event(Event::EpochStart {
+            epoch,
+            batches: batches_per_epoch,
+        });
+        let (mut loss_sum, mut right) = (0.0f64, 0usize);
+        for (b, batch) in order.chunks(batch_size).enumerate() {
+            let global_step = (epoch - 1) * batches_per_epoch + b;
+            let lr = cfg.schedule.lr(cfg.lr, global_step);
+            let (x, y) = make_batch(
+                train_data,
+                batch,
+                session.net.steps,
+                cfg.encoding,
+                &mut rng,
+                device,
+            );
+            let (loss, ok) = train_step(&mut session, x, y, cfg, lr, epoch, b + 1)?;
+            loss_sum += loss;
+            right += ok;
+            on_event(Event::Batch {
+                batch: b + 1,
+                loss,
+                accuracy: ok as f64 / batch.len() as f64,
+            });
+        }
+        let valid = session.net.valid();
+        let report = evaluate(&valid, test_data, cfg, &device.clone().inner(), on_event)?;
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / batches_per_epoch.max(1) as f64,
+            train_accuracy: right as f64 / n.max(1) as f64,
+            test_loss: report.loss,
+            test_accuracy: report.accuracy,
+            lr: cfg.schedule.lr(cfg.lr, epoch * batches_per_epoch),
+            seconds: started.elapsed().as_secs_f64(),
+            spikes_per_sample: report.spikes_per_sample,
+            step: (epoch * batches_per_epoch) as u64,
+            extra: Default::default(),
+        };
+        session.history.records.push(record.clone());
+        save(&session, cfg, epoch, (epoch * batches_per_epoch) as u64)?;
+        on_event(Event::EpochEnd(record));
+    }
+    Ok(session)
+}
+
+/// One optimiser step (or several, with truncated BPTT); returns the loss and correct count.
+fn train_step(
+    session: &mut Session,
+    x: Tensor<5>,
+    y: Tensor<1, Int>,
+    cfg: &TrainConfig,
+    lr: f64,
+    epoch: usize,
+    step: usize,
+) -> Result<(f64, usize)> {
+    let steps = session.net.steps;
+    let chunk = cfg.tbptt.unwrap_or(steps).clamp(1, steps);
+    let static_input = x.dims()[0] == 1;
+    let mut state = None;
+    let (mut loss_total, mut spk_chunks) = (0.0, Vec::new());
+    let mut start = 0;
+    while start < steps {
+        let len = chunk.min(steps - start);
+        let out = if chunk == steps {
+            // One chunk: the network may apply its static-input shortcut.
+            session.net.forward(x.clone(), None, false)?
+        } else {
+            let xs = if static_input {
+                let [_, b, c, h, w] = x.dims();
+                x.clone().expand([len, b, c, h, w])
+            } else {
+                x.clone().narrow(0, start, len)
+            };
+            // An explicit (empty) state lets the chunk be shorter than the full sequence.
+            session
+                .net
+                .forward(xs, Some(state.take().unwrap_or_default()), false)?
+        };
+        let loss = loss_of(cfg.loss, out.spk.clone(), out.mem, y.clone())?;
+        let value = loss.clone().into_scalar::<f64>();
+        if !value.is_finite() {
+            return Err(Error::NonFinite { value, epoch, step });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &session.net);
+        session.net = session.optim.step(lr, session.net.clone(), grads);
+        loss_total += value * len as f64 / steps as f64;
+        spk_chunks.push(out.spk.detach());
+        state = Some(out.state.detach());
+        start += len;
+    }
+    let spk = Tensor::cat(spk_chunks, 0);
+    Ok((loss_total, correct(&spk, &y)))
+}
+
+/// Writes the checkpoint and the history (both atomically).
+fn save(session: &Session, cfg: &TrainConfig, epoch: usize, step: u64) -> Result<()> {
+    let meta = CheckpointMeta {
+        arch: session.net_config.describe(),
+        epoch,
+        step,
+        config: run_config_json(&session.net_config, cfg),
+        seed: cfg.seed,
+    };
+    checkpoint::save(
+        &checkpoint_path(&cfg.out_dir),
+        &session.net,
+        &session.optim,
+        &meta,
+    )?;
+    session
+        .history
+        .write_json(&cfg.out_dir.join("history.json"))?;
+    session
+        .history
+        .write_csv(&cfg.out_dir.join("history.csv"))?;
+    Ok(())
+}
+
+/// The run's configuration as JSON, stored in the checkpoint so `eval` can rebuild the network.
+pub fn run_config_json(net: &SpikingNetConfig, cfg: &TrainConfig) -> serde_json::Value {
+    serde_json::json!({
+        "arch": net.arch,
+        "input": net.input,
+        "steps": net.steps,
+        "beta": net.beta,
+        "learn_beta": net.learn_beta,
+        "threshold": net.firing.threshold,
+        "reset": format!("{:?}", net.firing.reset).to_lowercase(),
+        "surrogate": format!("{:?}", net.firing.surrogate),
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "lr": cfg.lr,
+        "optimizer": format!("{:?}", cfg.optimizer),
+        "schedule": format!("{:?}", cfg.schedule),
+        "grad_clip": cfg.grad_clip,
+        "seed": cfg.seed,
+        "loss": format!("{:?}", cfg.loss),
+        "encoding": format!("{:?}", cfg.encoding),
+        "tbptt": cfg.tbptt,
+    })
+}
