@@ -65,12 +65,18 @@ pub enum Surrogate {
     },
     /// A user-supplied smooth function; its derivative is the surrogate gradient.
     Custom(StandIn),
+    /// A smooth relaxation: the stand-in is used forward *and* backward, for gradient checks.
+    ///
+    /// Spikes are no longer binary, so finite differences see the same function that autodiff
+    /// differentiates; combine with `detach_reset = false` to make the reset smooth as well.
+    Smooth(StandIn),
 }
 
 impl fmt::Debug for Surrogate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Surrogate::Custom(_) => write!(f, "Custom(..)"),
+            Surrogate::Smooth(_) => write!(f, "Smooth(..)"),
             Surrogate::ATan { alpha } => write!(f, "ATan {{ alpha: {alpha} }}"),
             Surrogate::FastSigmoid { slope } => write!(f, "FastSigmoid {{ slope: {slope} }}"),
             Surrogate::Sigmoid { slope } => write!(f, "Sigmoid {{ slope: {slope} }}"),
@@ -122,6 +128,10 @@ impl Surrogate {
 
     /// The spike: `H(u)` (1 where `u > 0`) forward, this surrogate's slope backward.
     pub fn spike<const D: usize>(&self, u: Tensor<D>) -> Tensor<D> {
+        if let Surrogate::Smooth(f) = self {
+            // Must not take the detached shortcut below: the forward value itself is the stand-in.
+            return apply_flat(f, u);
+        }
         let step = u.clone().greater_elem(0.0).float();
         if !u.is_tracked() {
             // Inference or a detached membrane: no graph to feed, skip the stand-in entirely.
@@ -157,12 +167,15 @@ impl Surrogate {
                 let slope = spiked.clone() + (spiked.neg() + 1.0) * noise;
                 u * slope.detach()
             }
-            Surrogate::Custom(f) => {
-                let shape = u.shape();
-                f(u.flatten(0, D - 1)).reshape(shape)
-            }
+            Surrogate::Custom(f) | Surrogate::Smooth(f) => apply_flat(f, u),
         }
     }
+}
+
+/// Applies a rank-1 stand-in to a tensor of any rank.
+fn apply_flat<const D: usize>(f: &StandIn, u: Tensor<D>) -> Tensor<D> {
+    let shape = u.shape();
+    f(u.flatten(0, D - 1)).reshape(shape)
 }
 
 /// `u / (1 + slope·|u|)`, whose derivative is the fast-sigmoid surrogate.

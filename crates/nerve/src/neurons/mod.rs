@@ -4,11 +4,23 @@
 //! `run(x[T, ...], state) -> NeuronOutput` for a whole sequence. The state returned by `run`
 //! keeps a leading time axis of length 1 so it feeds the next `run` directly (truncated BPTT).
 
+mod alpha;
 mod firing;
+mod lapicque;
 mod leaky;
+mod rleaky;
+mod rsynaptic;
+mod slstm;
+mod synaptic;
 
+pub use alpha::{Alpha, AlphaConfig, AlphaState};
 pub use firing::{Firing, FiringConfig, Reset};
+pub use lapicque::{Lapicque, LapicqueConfig, LapicqueState};
 pub use leaky::{Leaky, LeakyConfig, LeakyState};
+pub use rleaky::{RLeaky, RLeakyConfig, RLeakyState, Recurrent, RecurrentConfig};
+pub use rsynaptic::{RSynaptic, RSynapticConfig, RSynapticState};
+pub use slstm::{SLstm, SLstmConfig, SLstmState};
+pub use synaptic::{Synaptic, SynapticConfig, SynapticState};
 
 use burn::tensor::Tensor;
 
