@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a spiking network on images (default: the tutorial conv SNN on embedded MNIST).
-    Train(train_cmd::TrainArgs),
+    Train(Box<train_cmd::TrainArgs>),
     /// Evaluate a checkpoint on a test set.
     Eval(train_cmd::EvalArgs),
     /// Replay every case of a nerve-reference-v1 file and compare with Nerve.
@@ -32,7 +32,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => train_cmd::train(args).map(|()| ExitCode::SUCCESS),
+        Command::Train(args) => train_cmd::train(*args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => train_cmd::eval(args).map(|()| ExitCode::SUCCESS),
         Command::ReferenceCheck { file } => reference_check::run(&file),
     };

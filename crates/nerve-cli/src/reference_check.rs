@@ -23,9 +23,16 @@ pub fn run(file: &Path) -> nerve::Result<ExitCode> {
             r.grad.0,
             r.spike_flips,
             r.label,
-            r.error.as_ref().map(|e| format!("  [{e}]")).unwrap_or_default()
+            r.error
+                .as_ref()
+                .map(|e| format!("  [{e}]"))
+                .unwrap_or_default()
         );
     }
     println!("{} passed, {} failed", reports.len() - failed, failed);
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -140,9 +140,11 @@ fn parse_surrogate(name: &str) -> Result<Surrogate> {
 fn bar(len: usize, prefix: String) -> ProgressBar {
     let pb = ProgressBar::new(len as u64);
     pb.set_style(
-        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix:>10} [{bar:30}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     pb.set_prefix(prefix);
     pb
@@ -159,7 +161,11 @@ fn progress() -> impl FnMut(Event) {
             (loss_avg, acc_avg) = (0.0, 0.0);
             pb = Some(bar(batches, format!("epoch {e}")));
         }
-        Event::Batch { batch, loss, accuracy } => {
+        Event::Batch {
+            batch,
+            loss,
+            accuracy,
+        } => {
             // Running averages over the epoch read better than one noisy batch.
             let n = batch as f64;
             loss_avg += (loss - loss_avg) / n;
@@ -213,13 +219,20 @@ fn print_report(report: &EvalReport) {
 /// Draws the loss/accuracy curves of a run.
 fn plot_history(path: &Path, title: &str, history: &History) -> Result<()> {
     let pts = |f: &dyn Fn(&nerve::train::history::EpochRecord) -> f64| -> Vec<(f64, f64)> {
-        history.records.iter().map(|r| (r.epoch as f64, f(r))).collect()
+        history
+            .records
+            .iter()
+            .map(|r| (r.epoch as f64, f(r)))
+            .collect()
     };
     let panels = [
         Panel::new(
             "Loss",
             "loss",
-            vec![Series::new("train", pts(&|r| r.train_loss)), Series::new("test", pts(&|r| r.test_loss))],
+            vec![
+                Series::new("train", pts(&|r| r.train_loss)),
+                Series::new("test", pts(&|r| r.test_loss)),
+            ],
         ),
         Panel::new(
             "Accuracy",
@@ -234,9 +247,21 @@ fn plot_history(path: &Path, title: &str, history: &History) -> Result<()> {
 }
 
 /// Draws the spikes of every layer for the first test sample.
-fn plot_raster(path: &Path, net: &SpikingNet, data: &ImageSplits, device: &burn::tensor::Device) -> Result<usize> {
+fn plot_raster(
+    path: &Path,
+    net: &SpikingNet,
+    data: &ImageSplits,
+    device: &burn::tensor::Device,
+) -> Result<usize> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let (x, y) = make_batch(&data.test, &[0], net.steps, Encoding::Direct, &mut rng, device);
+    let (x, y) = make_batch(
+        &data.test,
+        &[0],
+        net.steps,
+        Encoding::Direct,
+        &mut rng,
+        device,
+    );
     let out = net.forward(x, None, true)?;
     let label = y.into_scalar::<i64>() as usize;
     let mut layers = Vec::new();
@@ -257,7 +282,11 @@ fn plot_raster(path: &Path, net: &SpikingNet, data: &ImageSplits, device: &burn:
             spikes: points,
         });
     }
-    plot::spike_raster(path, &format!("Spike raster, test sample 0 (label {label})"), &layers)?;
+    plot::spike_raster(
+        path,
+        &format!("Spike raster, test sample 0 (label {label})"),
+        &layers,
+    )?;
     Ok(label)
 }
 
@@ -273,17 +302,26 @@ pub fn train(args: TrainArgs) -> Result<()> {
         data.train.rows,
         data.train.cols
     );
-    let out_dir = args.out.clone().unwrap_or_else(|| next_run_dir(&args.data.dataset));
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| next_run_dir(&args.data.dataset));
     if !args.resume && checkpoint_path(&out_dir).exists() {
         return Err(Error::invalid(
             "--out",
             format!("{} already holds a checkpoint; pass --resume to continue it or choose another --out", out_dir.display()),
         ));
     }
-    let train_n = args.train_limit.map_or(data.train.len(), |l| l.min(data.train.len()));
+    let train_n = args
+        .train_limit
+        .map_or(data.train.len(), |l| l.min(data.train.len()));
     let batches = train_n.div_ceil(args.data.batch_size.max(1));
-    let reset = Reset::from_name(&args.reset)
-        .ok_or_else(|| Error::invalid("reset", format!("'{}': expected subtract, zero or none", args.reset)))?;
+    let reset = Reset::from_name(&args.reset).ok_or_else(|| {
+        Error::invalid(
+            "reset",
+            format!("'{}': expected subtract, zero or none", args.reset),
+        )
+    })?;
     let net_config = SpikingNetConfig {
         arch: args.arch.clone(),
         input: [1, data.train.rows, data.train.cols],
@@ -300,7 +338,12 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let encoding = match args.encoding.as_str() {
         "direct" => Encoding::Direct,
         "rate" => Encoding::Rate { gain: 1.0 },
-        other => return Err(Error::invalid("encoding", format!("'{other}': expected direct or rate"))),
+        other => {
+            return Err(Error::invalid(
+                "encoding",
+                format!("'{other}': expected direct or rate"),
+            ))
+        }
     };
     let cfg = TrainConfig {
         epochs: args.epochs,
@@ -320,14 +363,32 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let device = burn::tensor::Device::flex().autodiff();
     let session = if args.resume {
         let s = Session::resume(net_config, &cfg, &device)?;
-        println!("resuming {} after epoch {}", out_dir.display(), s.history.records.len());
+        println!(
+            "resuming {} after epoch {}",
+            out_dir.display(),
+            s.history.records.len()
+        );
         s
     } else {
         Session::new(net_config, &cfg, &device)?
     };
-    println!("model: {} | {} epochs, batch {}, lr {}, out {}", session.net_config.describe(), cfg.epochs, cfg.batch_size, cfg.lr, out_dir.display());
+    println!(
+        "model: {} | {} epochs, batch {}, lr {}, out {}",
+        session.net_config.describe(),
+        cfg.epochs,
+        cfg.batch_size,
+        cfg.lr,
+        out_dir.display()
+    );
     let started = Instant::now();
-    let session = trainer::train(session, &data.train, &data.test, &cfg, &device, &mut progress())?;
+    let session = trainer::train(
+        session,
+        &data.train,
+        &data.test,
+        &cfg,
+        &device,
+        &mut progress(),
+    )?;
     println!("trained in {:.1} s", started.elapsed().as_secs_f64());
 
     let infer_device = burn::tensor::Device::flex();
@@ -335,7 +396,11 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let report = evaluate(&net, &data.test, &cfg, &infer_device, &mut |_| {})?;
     print_report(&report);
     let curves = out_dir.join("curves.png");
-    plot_history(&curves, &format!("{} on {}", session.net_config.arch, data.name), &session.history)?;
+    plot_history(
+        &curves,
+        &format!("{} on {}", session.net_config.arch, data.name),
+        &session.history,
+    )?;
     let raster = out_dir.join("raster.png");
     plot_raster(&raster, &net, &data, &infer_device)?;
     println!("checkpoint: {}", checkpoint_path(&out_dir).display());
@@ -352,16 +417,25 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         path: args.checkpoint.clone(),
         msg: format!("run configuration lacks '{what}'"),
     };
-    let input: Vec<usize> = serde_json::from_value(config["input"].clone()).map_err(|_| bad("input"))?;
+    let input: Vec<usize> =
+        serde_json::from_value(config["input"].clone()).map_err(|_| bad("input"))?;
     let net_config = SpikingNetConfig {
-        arch: config["arch"].as_str().ok_or_else(|| bad("arch"))?.to_string(),
+        arch: config["arch"]
+            .as_str()
+            .ok_or_else(|| bad("arch"))?
+            .to_string(),
         input: input.try_into().map_err(|_| bad("input"))?,
         steps: config["steps"].as_u64().ok_or_else(|| bad("steps"))? as usize,
         beta: config["beta"].as_f64().ok_or_else(|| bad("beta"))?,
         learn_beta: config["learn_beta"].as_bool().unwrap_or(false),
         firing: FiringConfig {
-            threshold: config["threshold"].as_f64().ok_or_else(|| bad("threshold"))?,
-            reset: config["reset"].as_str().and_then(Reset::from_name).unwrap_or_default(),
+            threshold: config["threshold"]
+                .as_f64()
+                .ok_or_else(|| bad("threshold"))?,
+            reset: config["reset"]
+                .as_str()
+                .and_then(Reset::from_name)
+                .unwrap_or_default(),
             ..FiringConfig::default()
         },
     };
@@ -369,7 +443,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let net = net_config.init(&device)?;
     let (net, meta) = checkpoint::load(&args.checkpoint, net, &net_config.describe())?;
     let data = load_data(&args.data)?;
-    println!("model: {} (epoch {}), data: {} from {}", meta.arch, meta.epoch, data.name, data.source);
+    println!(
+        "model: {} (epoch {}), data: {} from {}",
+        meta.arch, meta.epoch, data.name, data.source
+    );
     let encoding = match config["encoding"].as_str() {
         Some(s) if s.starts_with("Rate") => Encoding::Rate { gain: 1.0 },
         _ => Encoding::Direct,

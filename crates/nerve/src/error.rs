@@ -73,16 +73,25 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// A format error for a file.
     pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        Error::Format { path: path.into(), msg: msg.into() }
+        Error::Format {
+            path: path.into(),
+            msg: msg.into(),
+        }
     }
 
     /// An invalid-argument error.
     pub fn invalid(what: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::Invalid { what: what.into(), msg: msg.into() }
+        Error::Invalid {
+            what: what.into(),
+            msg: msg.into(),
+        }
     }
 }

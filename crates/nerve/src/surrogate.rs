@@ -117,7 +117,10 @@ impl Surrogate {
                 slope: 25.0,
             },
             "straight_through_estimator" | "ste" => Surrogate::StraightThrough,
-            "sfs" | "sparse_fast_sigmoid" => Surrogate::SparseFastSigmoid { slope: 25.0, b: 1.0 },
+            "sfs" | "sparse_fast_sigmoid" => Surrogate::SparseFastSigmoid {
+                slope: 25.0,
+                b: 1.0,
+            },
             "sso" | "stochastic" => Surrogate::Stochastic {
                 mean: 0.0,
                 variance: 0.2,

@@ -6,7 +6,9 @@ use nerve::reference::check_file;
 
 #[test]
 fn every_snntorch_reference_case_matches() {
-    let Some(shared) = common::shared_dir() else { return };
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
     let file = shared.join("reference/snntorch-reference.json");
     let reports = check_file(&file).expect("reference file loads");
     assert_eq!(reports.len(), 53, "the shared file holds 53 cases");
@@ -22,9 +24,17 @@ fn every_snntorch_reference_case_matches() {
                 r.grad.0,
                 r.grad.1,
                 r.spike_flips,
-                r.error.as_deref().map(|e| format!(" [{e}]")).unwrap_or_default()
+                r.error
+                    .as_deref()
+                    .map(|e| format!(" [{e}]"))
+                    .unwrap_or_default()
             )
         })
         .collect();
-    assert!(failures.is_empty(), "{} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

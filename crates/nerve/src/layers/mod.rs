@@ -168,7 +168,10 @@ impl BatchNormTT2d {
             .steps
             .iter()
             .enumerate()
-            .map(|(i, bn)| bn.forward(x.clone().narrow(0, i, 1).squeeze_dim::<4>(0)).unsqueeze_dim::<5>(0))
+            .map(|(i, bn)| {
+                bn.forward(x.clone().narrow(0, i, 1).squeeze_dim::<4>(0))
+                    .unsqueeze_dim::<5>(0)
+            })
             .collect();
         Ok(Tensor::cat(out, 0))
     }

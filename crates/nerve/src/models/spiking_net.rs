@@ -41,7 +41,9 @@ pub enum Token {
 
 /// Parses an architecture string such as `12C5-MP2-64C5-MP2-FC10`.
 pub fn parse_arch(arch: &str) -> Result<Vec<Token>> {
-    let bad = |tok: &str, why: &str| Error::invalid("architecture", format!("token '{tok}' in '{arch}': {why}"));
+    let bad = |tok: &str, why: &str| {
+        Error::invalid("architecture", format!("token '{tok}' in '{arch}': {why}"))
+    };
     let num = |tok: &str, s: &str| -> Result<usize> {
         s.parse::<usize>()
             .ok()
@@ -60,7 +62,9 @@ pub fn parse_arch(arch: &str) -> Result<Vec<Token>> {
         } else if upper == "BN" {
             Token::BatchNorm
         } else if let Some(rest) = upper.strip_prefix("DO") {
-            let p: f64 = rest.parse().map_err(|_| bad(tok, "expected a probability"))?;
+            let p: f64 = rest
+                .parse()
+                .map_err(|_| bad(tok, "expected a probability"))?;
             if !(0.0..1.0).contains(&p) {
                 return Err(bad(tok, "dropout probability must be in [0, 1)"));
             }
@@ -71,12 +75,18 @@ pub fn parse_arch(arch: &str) -> Result<Vec<Token>> {
                 kernel: num(tok, k)?,
             }
         } else {
-            return Err(bad(tok, "expected <n>C<k>, MP<k>, AP<k>, BN, DO<p> or FC<n>"));
+            return Err(bad(
+                tok,
+                "expected <n>C<k>, MP<k>, AP<k>, BN, DO<p> or FC<n>",
+            ));
         };
         tokens.push(t);
     }
     if !matches!(tokens.last(), Some(Token::Linear(_))) {
-        return Err(Error::invalid("architecture", format!("'{arch}' must end with a fully connected layer (FC<n>)")));
+        return Err(Error::invalid(
+            "architecture",
+            format!("'{arch}' must end with a fully connected layer (FC<n>)"),
+        ));
     }
     Ok(tokens)
 }
@@ -136,10 +146,22 @@ impl SpikingNetConfig {
             match &tokens[i] {
                 Token::Conv { channels, kernel } => {
                     if flat.is_some() {
-                        return Err(Error::invalid("architecture", format!("'{}': a convolution cannot follow a fully connected layer", self.arch)));
+                        return Err(Error::invalid(
+                            "architecture",
+                            format!(
+                                "'{}': a convolution cannot follow a fully connected layer",
+                                self.arch
+                            ),
+                        ));
                     }
                     if *kernel > h || *kernel > w {
-                        return Err(Error::invalid("architecture", format!("'{}': kernel {kernel} is larger than the {h}x{w} feature map", self.arch)));
+                        return Err(Error::invalid(
+                            "architecture",
+                            format!(
+                                "'{}': kernel {kernel} is larger than the {h}x{w} feature map",
+                                self.arch
+                            ),
+                        ));
                     }
                     stages.push(Stage::Conv(TimeConv2d::new(c, *channels, *kernel, device)));
                     c = *channels;
@@ -160,7 +182,8 @@ impl SpikingNetConfig {
                                 h /= s;
                                 w /= s;
                             }
-                            Token::BatchNorm => stages.push(Stage::BatchNorm(BatchNormTT2d::new(c, self.steps, device))),
+                            Token::BatchNorm => stages
+                                .push(Stage::BatchNorm(BatchNormTT2d::new(c, self.steps, device))),
                             Token::Dropout(p) => stages.push(Stage::Dropout(TimeDropout::new(*p))),
                             _ => break,
                         }
@@ -178,7 +201,10 @@ impl SpikingNetConfig {
                 }
                 Token::Dropout(p) => stages.push(Stage::Dropout(TimeDropout::new(*p))),
                 Token::MaxPool(_) | Token::AvgPool(_) | Token::BatchNorm => {
-                    return Err(Error::invalid("architecture", format!("'{}': pooling and BN must follow a convolution", self.arch)));
+                    return Err(Error::invalid(
+                        "architecture",
+                        format!("'{}': pooling and BN must follow a convolution", self.arch),
+                    ));
                 }
             }
             i += 1;
@@ -267,8 +293,12 @@ impl NetState {
                 .into_iter()
                 .map(|s| {
                     s.map(|s| match s {
-                        LayerState::Spatial(st) => LayerState::Spatial(LeakyState { mem: st.mem.detach() }),
-                        LayerState::Flat(st) => LayerState::Flat(LeakyState { mem: st.mem.detach() }),
+                        LayerState::Spatial(st) => LayerState::Spatial(LeakyState {
+                            mem: st.mem.detach(),
+                        }),
+                        LayerState::Flat(st) => LayerState::Flat(LeakyState {
+                            mem: st.mem.detach(),
+                        }),
                     })
                 })
                 .collect(),
@@ -331,12 +361,20 @@ impl SpikingNet {
     /// Runs the network over `x`: `[T, B, C, H, W]`, or `[1, B, C, H, W]` for an input that is the
     /// same at every step (a static image). A static input goes through the stateless layers
     /// before the first spiking layer only once.
-    pub fn forward(&self, x: Tensor<5>, state: Option<NetState>, record: bool) -> Result<NetOutput> {
+    pub fn forward(
+        &self,
+        x: Tensor<5>,
+        state: Option<NetState>,
+        record: bool,
+    ) -> Result<NetOutput> {
         let [t, _, c, h, w] = x.dims();
         if [c, h, w] != self.input {
             return Err(Error::Shape {
                 what: "network input".into(),
-                expected: format!("[T, B, {}, {}, {}]", self.input[0], self.input[1], self.input[2]),
+                expected: format!(
+                    "[T, B, {}, {}, {}]",
+                    self.input[0], self.input[1], self.input[2]
+                ),
                 got: format!("{:?}", x.dims()),
             });
         }
@@ -347,12 +385,20 @@ impl SpikingNet {
                 got: t.to_string(),
             });
         }
-        let steps = if t == 1 && state.is_none() { self.steps } else { t };
+        let steps = if t == 1 && state.is_none() {
+            self.steps
+        } else {
+            t
+        };
         let mut states = state.unwrap_or_default().layers;
         let mut act = Act::Spatial(x);
         let mut layers = Vec::new();
         let mut last_mem = None;
-        let neuron_count = self.stages.iter().filter(|s| matches!(s, Stage::Neuron(_))).count();
+        let neuron_count = self
+            .stages
+            .iter()
+            .filter(|s| matches!(s, Stage::Neuron(_)))
+            .count();
         for stage in &self.stages {
             act = match (stage, act) {
                 (Stage::Conv(m), Act::Spatial(x)) => Act::Spatial(m.forward(x)),
@@ -411,12 +457,16 @@ impl SpikingNet {
                     spk_flat
                 }
                 (stage, _) => {
-                    return Err(Error::invalid("network", format!("stage {stage:?} got a flat input")));
+                    return Err(Error::invalid(
+                        "network",
+                        format!("stage {stage:?} got a flat input"),
+                    ));
                 }
             };
         }
         let spk = act.flat();
-        let mem = last_mem.ok_or_else(|| Error::invalid("network", "the last stage is not a spiking layer"))?;
+        let mem = last_mem
+            .ok_or_else(|| Error::invalid("network", "the last stage is not a spiking layer"))?;
         Ok(NetOutput {
             spk,
             mem,
@@ -439,7 +489,13 @@ mod tests {
     fn parses_the_tutorial_architecture() {
         let tokens = parse_arch("12C5-MP2-64C5-MP2-FC10").unwrap();
         assert_eq!(tokens.len(), 5);
-        assert_eq!(tokens[0], Token::Conv { channels: 12, kernel: 5 });
+        assert_eq!(
+            tokens[0],
+            Token::Conv {
+                channels: 12,
+                kernel: 5
+            }
+        );
         assert!(parse_arch("12C5-MP2").is_err(), "must end with FC");
         let err = parse_arch("12X5-FC10").unwrap_err().to_string();
         assert!(err.contains("12X5"), "{err}");
@@ -457,8 +513,15 @@ mod tests {
         assert_eq!(out.layers[0].neurons, 12 * 12 * 12);
         assert_eq!(out.layers[1].neurons, 64 * 4 * 4);
         let grads = out.mem.sum().backward();
-        let Stage::Conv(conv) = &net.stages[0] else { panic!("first stage is a conv") };
-        let g = conv.conv.weight.val().grad(&grads).expect("conv weight has a gradient");
+        let Stage::Conv(conv) = &net.stages[0] else {
+            panic!("first stage is a conv")
+        };
+        let g = conv
+            .conv
+            .weight
+            .val()
+            .grad(&grads)
+            .expect("conv weight has a gradient");
         assert!(g.abs().sum().into_scalar::<f32>() > 0.0);
     }
 
@@ -466,7 +529,9 @@ mod tests {
     fn wrong_input_shape_is_an_error() {
         let device = Device::flex();
         let net = SpikingNetConfig::tutorial_conv().init(&device).unwrap();
-        let err = net.forward(Tensor::<5>::ones([1, 2, 1, 32, 32], &device), None, false).unwrap_err();
+        let err = net
+            .forward(Tensor::<5>::ones([1, 2, 1, 32, 32], &device), None, false)
+            .unwrap_err();
         assert!(err.to_string().contains("network input"), "{err}");
     }
 }

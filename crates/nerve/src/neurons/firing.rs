@@ -87,7 +87,12 @@ impl FiringConfig {
 }
 
 /// A parameter tensor of `size` entries, all `value`, trained only if `learn`.
-pub(crate) fn scalar_param(value: f64, size: usize, learn: bool, device: &Device) -> Param<Tensor<1>> {
+pub(crate) fn scalar_param(
+    value: f64,
+    size: usize,
+    learn: bool,
+    device: &Device,
+) -> Param<Tensor<1>> {
     Param::from_tensor(Tensor::<1>::full([size], value, device)).set_require_grad(learn)
 }
 

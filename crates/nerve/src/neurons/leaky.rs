@@ -53,7 +53,9 @@ pub struct LeakyState<const D: usize> {
 impl<const D: usize> LeakyState<D> {
     /// The resting state (zero membrane) for inputs shaped like `x`.
     pub fn zeros_like(x: &Tensor<D>) -> Self {
-        Self { mem: x.zeros_like() }
+        Self {
+            mem: x.zeros_like(),
+        }
     }
 }
 
@@ -71,7 +73,11 @@ pub struct Leaky {
 
 impl Leaky {
     /// One time step.
-    pub fn step<const D: usize>(&self, x: Tensor<D>, state: LeakyState<D>) -> (Tensor<D>, LeakyState<D>) {
+    pub fn step<const D: usize>(
+        &self,
+        x: Tensor<D>,
+        state: LeakyState<D>,
+    ) -> (Tensor<D>, LeakyState<D>) {
         let beta = bcast::<D>(self.beta.val().clamp(0.0, 1.0));
         let reset = self.firing.reset_signal(&state.mem);
         let mem = match self.firing.config.reset {
@@ -91,6 +97,12 @@ impl Leaky {
         state: Option<LeakyState<D>>,
     ) -> NeuronOutput<D, LeakyState<D>> {
         let state = state.unwrap_or_else(|| LeakyState::zeros_like(&x.clone().narrow(0, 0, 1)));
-        run_steps(x, state, self.record_mem, |x, s| self.step(x, s), |s| s.mem.clone())
+        run_steps(
+            x,
+            state,
+            self.record_mem,
+            |x, s| self.step(x, s),
+            |s| s.mem.clone(),
+        )
     }
 }

@@ -51,7 +51,12 @@ impl RefTensor {
         if shape.iter().product::<usize>() != data.len() {
             return Err(Error::invalid(
                 what,
-                format!("shape {:?} holds {} values, found {}", shape, shape.iter().product::<usize>(), data.len()),
+                format!(
+                    "shape {:?} holds {} values, found {}",
+                    shape,
+                    shape.iter().product::<usize>(),
+                    data.len()
+                ),
             ));
         }
         Ok(Self { shape, data })
@@ -59,7 +64,11 @@ impl RefTensor {
 
     /// As a rank-`D` float tensor on `device` (a scalar becomes `[1]`).
     pub fn tensor<const D: usize>(&self, device: &Device) -> Result<Tensor<D>> {
-        let shape = if self.shape.is_empty() { vec![1] } else { self.shape.clone() };
+        let shape = if self.shape.is_empty() {
+            vec![1]
+        } else {
+            self.shape.clone()
+        };
         if shape.len() != D {
             return Err(Error::Shape {
                 what: "reference tensor".into(),
@@ -129,10 +138,13 @@ impl RefCase {
 /// Parses a `nerve-reference-v1` file.
 pub fn load(path: &Path) -> Result<Vec<RefCase>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let root: Value =
-        serde_json::from_str(&text).map_err(|e| Error::format(path, format!("not valid JSON: {e}")))?;
+    let root: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::format(path, format!("not valid JSON: {e}")))?;
     if root["meta"]["format"].as_str() != Some("nerve-reference-v1") {
-        return Err(Error::format(path, "meta.format is not \"nerve-reference-v1\""));
+        return Err(Error::format(
+            path,
+            "meta.format is not \"nerve-reference-v1\"",
+        ));
     }
     let cases = root["cases"]
         .as_array()
@@ -207,7 +219,12 @@ impl Comparer {
         self.forward_values(name, &to_vec(got), want)
     }
 
-    pub(crate) fn forward_values(&mut self, name: &str, got: &[f64], want: &RefTensor) -> Result<()> {
+    pub(crate) fn forward_values(
+        &mut self,
+        name: &str,
+        got: &[f64],
+        want: &RefTensor,
+    ) -> Result<()> {
         check_len(name, got.len(), want)?;
         let err = max_abs_diff(got, &want.data);
         if name == "spk" || name == "spikes" {
@@ -223,10 +240,19 @@ impl Comparer {
         Ok(())
     }
 
-    pub(crate) fn grad(&mut self, name: &str, got: Option<Vec<f64>>, want: &RefTensor) -> Result<()> {
+    pub(crate) fn grad(
+        &mut self,
+        name: &str,
+        got: Option<Vec<f64>>,
+        want: &RefTensor,
+    ) -> Result<()> {
         let got = got.ok_or_else(|| Error::invalid(name, "no gradient was computed"))?;
         check_len(name, got.len(), want)?;
-        let scale = want.data.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
+        let scale = want
+            .data
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()))
+            .max(1e-12);
         let err = max_abs_diff(&got, &want.data) / scale;
         if err > self.grad.0 || self.grad.1.is_empty() {
             self.grad = (err.max(self.grad.0), name.to_string());
@@ -267,7 +293,10 @@ pub fn check_case(case: &RefCase) -> CaseReport {
     let result = match case.json["kind"].as_str() {
         Some("neuron") => neuron::check(case, &mut cmp),
         Some("encoder" | "loss" | "accuracy") => spikegen::check(case, &mut cmp),
-        Some(other) => Err(Error::invalid(case.label(), format!("case kind '{other}' is not supported yet"))),
+        Some(other) => Err(Error::invalid(
+            case.label(),
+            format!("case kind '{other}' is not supported yet"),
+        )),
         None => Err(Error::invalid(case.label(), "case has no kind")),
     };
     CaseReport {
@@ -285,26 +314,43 @@ pub fn surrogate_of(case: &RefCase) -> Result<Surrogate> {
     let name = s["name"].as_str().unwrap_or("atan");
     let c = |k: &str, d: f64| s[k].as_f64().unwrap_or(d);
     Ok(match name {
-        "atan" => Surrogate::ATan { alpha: c("alpha", 2.0) },
-        "fast_sigmoid" => Surrogate::FastSigmoid { slope: c("slope", 25.0) },
-        "sigmoid" => Surrogate::Sigmoid { slope: c("slope", 25.0) },
-        "triangular" => Surrogate::Triangular { threshold: c("threshold", 1.0) },
+        "atan" => Surrogate::ATan {
+            alpha: c("alpha", 2.0),
+        },
+        "fast_sigmoid" => Surrogate::FastSigmoid {
+            slope: c("slope", 25.0),
+        },
+        "sigmoid" => Surrogate::Sigmoid {
+            slope: c("slope", 25.0),
+        },
+        "triangular" => Surrogate::Triangular {
+            threshold: c("threshold", 1.0),
+        },
         "spike_rate_escape" => Surrogate::SpikeRateEscape {
             beta: c("beta", 1.0),
             slope: c("slope", 25.0),
         },
         "straight_through_estimator" => Surrogate::StraightThrough,
         other => {
-            return Err(Error::invalid(case.label(), format!("unknown surrogate '{other}'")));
+            return Err(Error::invalid(
+                case.label(),
+                format!("unknown surrogate '{other}'"),
+            ));
         }
     })
 }
 
 /// The firing options a neuron case names.
 pub fn firing_of(case: &RefCase) -> Result<FiringConfig> {
-    let reset_name = case.json["params"]["reset_mechanism"].as_str().unwrap_or("subtract");
-    let reset = Reset::from_name(reset_name)
-        .ok_or_else(|| Error::invalid(case.label(), format!("unknown reset mechanism '{reset_name}'")))?;
+    let reset_name = case.json["params"]["reset_mechanism"]
+        .as_str()
+        .unwrap_or("subtract");
+    let reset = Reset::from_name(reset_name).ok_or_else(|| {
+        Error::invalid(
+            case.label(),
+            format!("unknown reset mechanism '{reset_name}'"),
+        )
+    })?;
     Ok(FiringConfig {
         threshold: case.param_f64("threshold", 1.0),
         learn_threshold: case.param_bool("learn_threshold", false),
@@ -317,4 +363,3 @@ pub fn firing_of(case: &RefCase) -> Result<FiringConfig> {
         detach_reset: true,
     })
 }
-

@@ -503,17 +503,15 @@ fn save(session: &Session, cfg: &TrainConfig, epoch: usize, step: u64) -> Result
         seed: cfg.seed,
     };
     checkpoint::save(
-        &checkpoint_path(&cfg.out_dir),
+        checkpoint_path(&cfg.out_dir),
         &session.net,
         &session.optim,
         &meta,
     )?;
     session
         .history
-        .write_json(&cfg.out_dir.join("history.json"))?;
-    session
-        .history
-        .write_csv(&cfg.out_dir.join("history.csv"))?;
+        .write_json(cfg.out_dir.join("history.json"))?;
+    session.history.write_csv(cfg.out_dir.join("history.csv"))?;
     Ok(())
 }
 
