@@ -1,5 +1,6 @@
 //! `nerve train` and `nerve eval`: image classification with a spiking network.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -37,6 +38,9 @@ pub struct DataArgs {
     /// Samples per batch.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
+    /// Backend: flex (pure-Rust CPU), or wgpu / cuda in builds with those features.
+    #[arg(long, default_value = "flex")]
+    pub device: String,
 }
 
 /// Options of `nerve train`.
@@ -154,12 +158,20 @@ fn bar(len: usize, prefix: String) -> ProgressBar {
 fn progress() -> impl FnMut(Event) {
     let mut pb: Option<ProgressBar> = None;
     let mut epoch = 0;
+    let mut batches = 0;
+    let mut started = Instant::now();
+    let interactive = std::io::stderr().is_terminal();
     let (mut loss_avg, mut acc_avg) = (0.0, 0.0);
     move |event| match event {
-        Event::EpochStart { epoch: e, batches } => {
+        Event::EpochStart {
+            epoch: e,
+            batches: n,
+        } => {
             epoch = e;
+            batches = n;
+            started = Instant::now();
             (loss_avg, acc_avg) = (0.0, 0.0);
-            pb = Some(bar(batches, format!("epoch {e}")));
+            pb = Some(bar(n, format!("epoch {e}")));
         }
         Event::Batch {
             batch,
@@ -170,9 +182,17 @@ fn progress() -> impl FnMut(Event) {
             let n = batch as f64;
             loss_avg += (loss - loss_avg) / n;
             acc_avg += (accuracy - acc_avg) / n;
+            let msg = format!("loss {loss_avg:.4} acc {:.2}%", 100.0 * acc_avg);
             if let Some(pb) = &pb {
-                pb.set_message(format!("loss {loss_avg:.4} acc {:.2}%", 100.0 * acc_avg));
+                pb.set_message(msg.clone());
                 pb.inc(1);
+            }
+            // A bar is invisible in a log file; print a plain line every tenth of the epoch there.
+            if !interactive && (batch % (batches / 10).max(1) == 0 || batch == batches) {
+                println!(
+                    "epoch {epoch} batch {batch}/{batches}: {msg} ({:.0} s)",
+                    started.elapsed().as_secs_f64()
+                );
             }
         }
         Event::Evaluating { batches } => {
@@ -360,7 +380,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
         train_limit: args.train_limit,
         test_limit: args.data.test_limit,
     };
-    let device = burn::tensor::Device::flex().autodiff();
+    let infer_device = nerve::device::parse(&args.data.device)?;
+    let device = infer_device.clone().autodiff();
     let session = if args.resume {
         let s = Session::resume(net_config, &cfg, &device)?;
         println!(
@@ -391,7 +412,6 @@ pub fn train(args: TrainArgs) -> Result<()> {
     )?;
     println!("trained in {:.1} s", started.elapsed().as_secs_f64());
 
-    let infer_device = burn::tensor::Device::flex();
     let net = session.net.valid();
     let report = evaluate(&net, &data.test, &cfg, &infer_device, &mut |_| {})?;
     print_report(&report);
@@ -439,7 +459,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             ..FiringConfig::default()
         },
     };
-    let device = burn::tensor::Device::flex();
+    let device = nerve::device::parse(&args.data.device)?;
     let net = net_config.init(&device)?;
     let (net, meta) = checkpoint::load(&args.checkpoint, net, &net_config.describe())?;
     let data = load_data(&args.data)?;

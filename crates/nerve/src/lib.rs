@@ -1,6 +1,7 @@
 //! Nerve: spiking neural networks and MatMul-free language models on Burn.
 
 pub mod data;
+pub mod device;
 pub mod encode;
 pub mod error;
 pub mod fsutil;
