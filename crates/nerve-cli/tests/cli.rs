@@ -1,0 +1,478 @@
+//! End-to-end tests of the `nerve` binary on a tiny IDX data set written by the test itself.
+//!
+//! Every failure must end the process with exit status 1 and exactly one line on stderr,
+//! `error: ...`, naming the file, directory, architecture or value at fault; and a failed
+//! run must leave the files of an earlier run byte-identical.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use nerve::data::idx::{encode_idx, IdxArray};
+
+/// Images per split of the tiny data set.
+const IMAGES: usize = 8;
+/// Side of the (MNIST-sized) images.
+const SIDE: usize = 28;
+
+/// Options that keep a training run to a fraction of a second, even in a debug build.
+const TINY_RUN: [&str; 8] = [
+    "--dataset",
+    "mnist",
+    "--steps",
+    "2",
+    "--batch-size",
+    "4",
+    "--test-limit",
+    "8",
+];
+
+/// The architecture of the tiny runs unless a test names another.
+const TINY_ARCH: &str = "4C5-MP2-FC10";
+
+/// A scratch directory under Cargo's per-target temporary folder, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Self {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("nerve-cli-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the scratch directory");
+        Self(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Deterministic pseudo-random bytes (a 64-bit LCG), so failures reproduce exactly.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 56) as u8
+        })
+        .collect()
+}
+
+/// Writes a valid MNIST-style data set of `IMAGES` train and test images (raw IDX) into `dir`.
+fn write_tiny_dataset(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("create the data directory");
+    for (i, split) in ["train", "t10k"].into_iter().enumerate() {
+        let images = IdxArray::new(
+            vec![IMAGES, SIDE, SIDE],
+            noise(IMAGES * SIDE * SIDE, 1 + i as u64),
+        )
+        .expect("consistent image array");
+        let labels = IdxArray::new(vec![IMAGES], (0..IMAGES as u8).map(|l| l % 10).collect())
+            .expect("consistent label array");
+        write(
+            &dir.join(format!("{split}-images-idx3-ubyte")),
+            &encode_idx(&images, false).expect("encode images"),
+        );
+        write(
+            &dir.join(format!("{split}-labels-idx1-ubyte")),
+            &encode_idx(&labels, false).expect("encode labels"),
+        );
+    }
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Runs the `nerve` binary in `cwd` with `args`; `$NERVE_DATA` is cleared so only `--data` counts.
+fn nerve<S: AsRef<std::ffi::OsStr>>(cwd: &Path, args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nerve"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("NERVE_DATA")
+        .output()
+        .expect("run the nerve binary")
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Asserts success and returns stdout.
+fn expect_success(out: &Output) -> String {
+    assert!(out.status.success(), "expected success\n{}", describe(out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts a clean failure: exit status 1 (not a panic), one `error: ...` line on stderr that
+/// contains every one of `needles`. Returns that line.
+fn expect_error(out: &Output, needles: &[&str]) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit status 1\n{}",
+        describe(out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one line on stderr\n{}",
+        describe(out)
+    );
+    let line = lines[0];
+    assert!(
+        line.starts_with("error: "),
+        "expected 'error: ...'\n{}",
+        describe(out)
+    );
+    for needle in needles {
+        assert!(
+            line.contains(needle),
+            "the error should mention '{needle}'\n{}",
+            describe(out)
+        );
+    }
+    line.to_string()
+}
+
+/// Every file of `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("list {}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.expect("directory entry").path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, read(&path))
+        })
+        .collect()
+}
+
+fn assert_unchanged(dir: &Path, before: &BTreeMap<String, Vec<u8>>) {
+    let after = snapshot(dir);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "the files in {} changed",
+        dir.display()
+    );
+    for (name, bytes) in before {
+        assert!(
+            after[name] == *bytes,
+            "{} changed after the failed run",
+            dir.join(name).display()
+        );
+    }
+}
+
+/// `nerve train` with the tiny options, the data in `data`, output to `out`, and `extra` options
+/// (which may name another `--arch`).
+fn train(cwd: &Path, data: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args: Vec<OsString> = vec!["train".into()];
+    args.extend(TINY_RUN.iter().map(OsString::from));
+    if !extra.contains(&"--arch") {
+        args.extend(["--arch".into(), TINY_ARCH.into()]);
+    }
+    args.extend(["--data".into(), data.into(), "--out".into(), out.into()]);
+    args.extend(extra.iter().map(OsString::from));
+    nerve(cwd, &args)
+}
+
+#[test]
+fn tiny_run_writes_checkpoint_history_and_plots_and_evaluates() {
+    let tmp = Scratch::new("happy");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let run = tmp.join("run");
+    let stdout = expect_success(&train(tmp.path(), &data, &run, &["--epochs", "1"]));
+    for expected in [
+        "epoch 1:",
+        "test accuracy:",
+        "spikes per inference:",
+        "firing rate per layer",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "stdout lacks '{expected}':\n{stdout}"
+        );
+    }
+    for file in [
+        "checkpoint.safetensors",
+        "checkpoint.optim.bpk",
+        "history.csv",
+        "history.json",
+    ] {
+        assert!(
+            !read(&run.join(file)).is_empty(),
+            "{file} is empty or missing"
+        );
+    }
+    for png in ["curves.png", "raster.png"] {
+        assert!(
+            read(&run.join(png)).starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{png} is not a PNG"
+        );
+    }
+    let csv = String::from_utf8(read(&run.join("history.csv"))).expect("UTF-8 CSV");
+    assert_eq!(
+        csv.lines().count(),
+        2,
+        "history.csv should hold a header and one epoch:\n{csv}"
+    );
+
+    let checkpoint = run.join("checkpoint.safetensors");
+    let eval = nerve(
+        tmp.path(),
+        &[
+            "eval".as_ref(),
+            "--checkpoint".as_ref(),
+            checkpoint.as_os_str(),
+            "--dataset".as_ref(),
+            "mnist".as_ref(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--test-limit".as_ref(),
+            "8".as_ref(),
+        ],
+    );
+    let stdout = expect_success(&eval);
+    assert!(stdout.contains("test accuracy:"), "{stdout}");
+    assert!(stdout.contains("(8 samples)"), "{stdout}");
+}
+
+#[test]
+fn truncated_idx_file_is_named() {
+    let tmp = Scratch::new("truncated");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let images = data.join("train-images-idx3-ubyte");
+    let bytes = read(&images);
+    write(&images, &bytes[..bytes.len() / 2]);
+    let out = train(tmp.path(), &data, &tmp.join("run"), &["--epochs", "1"]);
+    expect_error(&out, &["train-images-idx3-ubyte", "truncated"]);
+    assert!(
+        !tmp.join("run").exists(),
+        "a failed load must not create the run directory"
+    );
+}
+
+#[test]
+fn truncated_gzip_idx_file_is_named() {
+    let tmp = Scratch::new("truncated-gz");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let raw = data.join("t10k-images-idx3-ubyte");
+    let array = nerve::data::idx::read_idx(&raw).expect("the tiny test images parse");
+    std::fs::remove_file(&raw).unwrap();
+    let gz = encode_idx(&array, true).unwrap();
+    write(
+        &data.join("t10k-images-idx3-ubyte.gz"),
+        &gz[..gz.len() * 2 / 3],
+    );
+    let out = train(tmp.path(), &data, &tmp.join("run"), &["--epochs", "1"]);
+    expect_error(&out, &["t10k-images-idx3-ubyte.gz", "truncated"]);
+}
+
+#[test]
+fn corrupt_idx_file_is_named() {
+    let tmp = Scratch::new("corrupt");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    // Random bytes of the right length, as a damaged download would leave.
+    let images = data.join("t10k-images-idx3-ubyte");
+    write(&images, &noise(read(&images).len(), 99));
+    let out = train(tmp.path(), &data, &tmp.join("run"), &["--epochs", "1"]);
+    expect_error(&out, &["t10k-images-idx3-ubyte", "IDX"]);
+}
+
+#[test]
+fn labels_that_do_not_match_the_images_are_named() {
+    let tmp = Scratch::new("labels");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let labels = IdxArray::new(vec![IMAGES - 1], vec![0; IMAGES - 1]).unwrap();
+    write(
+        &data.join("train-labels-idx1-ubyte"),
+        &encode_idx(&labels, false).unwrap(),
+    );
+    let out = train(tmp.path(), &data, &tmp.join("run"), &["--epochs", "1"]);
+    expect_error(
+        &out,
+        &[
+            "train-labels-idx1-ubyte",
+            &format!("label count {}", IMAGES - 1),
+        ],
+    );
+}
+
+#[test]
+fn missing_data_directory_is_named() {
+    let tmp = Scratch::new("missing");
+    let absent = tmp.join("no-such-data");
+    let out = train(tmp.path(), &absent, &tmp.join("run"), &["--epochs", "1"]);
+    expect_error(&out, &[&absent.display().to_string(), "no such directory"]);
+
+    let out = nerve(
+        tmp.path(),
+        &["train", "--dataset", "mnist", "--data", "/nonexistent"],
+    );
+    expect_error(&out, &["/nonexistent"]);
+}
+
+#[test]
+fn data_directory_without_idx_files_names_what_is_missing() {
+    let tmp = Scratch::new("empty");
+    let data = tmp.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let out = train(tmp.path(), &data, &tmp.join("run"), &["--epochs", "1"]);
+    expect_error(
+        &out,
+        &[&data.display().to_string(), "missing train-images-idx3-ubyte"],
+    );
+}
+
+#[test]
+fn resuming_with_another_architecture_is_refused_and_keeps_the_checkpoint() {
+    let tmp = Scratch::new("arch");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let run = tmp.join("run");
+    expect_success(&train(tmp.path(), &data, &run, &["--epochs", "1"]));
+    let before = snapshot(&run);
+    assert!(before.contains_key("checkpoint.safetensors"));
+
+    let out = train(
+        tmp.path(),
+        &data,
+        &run,
+        &["--epochs", "2", "--resume", "--arch", "8C5-MP2-FC10"],
+    );
+    expect_error(&out, &["4C5-MP2-FC10", "8C5-MP2-FC10"]);
+    assert_unchanged(&run, &before);
+}
+
+#[test]
+fn training_into_an_existing_run_without_resume_is_refused() {
+    let tmp = Scratch::new("no-resume");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let run = tmp.join("run");
+    expect_success(&train(tmp.path(), &data, &run, &["--epochs", "1"]));
+    let before = snapshot(&run);
+    let out = train(tmp.path(), &data, &run, &["--epochs", "1"]);
+    expect_error(&out, &["--resume"]);
+    assert_unchanged(&run, &before);
+}
+
+#[test]
+fn non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint() {
+    let tmp = Scratch::new("nan");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let run = tmp.join("run");
+    // Epoch 1 at a sane learning rate; the cross entropy of the peak membrane (rather than of
+    // 0/1 spikes) lets huge weights overflow the loss.
+    let loss = ["--loss", "ce-max-membrane"];
+    expect_success(&train(
+        tmp.path(),
+        &data,
+        &run,
+        &[loss[0], loss[1], "--epochs", "1"],
+    ));
+    let before = snapshot(&run);
+
+    // Adam's first step moves every weight by about the learning rate: 1e38 overflows float32
+    // in the next forward pass.
+    let out = train(
+        tmp.path(),
+        &data,
+        &run,
+        &[loss[0], loss[1], "--epochs", "2", "--resume", "--lr", "1e38"],
+    );
+    expect_error(&out, &["non-finite loss", "epoch 2"]);
+    assert_unchanged(&run, &before);
+}
+
+#[test]
+fn eval_refuses_a_file_that_is_not_a_checkpoint() {
+    let tmp = Scratch::new("eval");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    for name in ["train-labels-idx1-ubyte", "train-images-idx3-ubyte"] {
+        let file = data.join(name);
+        let out = nerve(
+            tmp.path(),
+            &[
+                "eval".as_ref(),
+                "--checkpoint".as_ref(),
+                file.as_os_str(),
+                "--dataset".as_ref(),
+                "mnist".as_ref(),
+                "--data".as_ref(),
+                data.as_os_str(),
+            ],
+        );
+        expect_error(&out, &[&file.display().to_string(), "safetensors"]);
+    }
+
+    let absent = tmp.join("absent.safetensors");
+    let out = nerve(
+        tmp.path(),
+        &[
+            "eval".as_ref(),
+            "--checkpoint".as_ref(),
+            absent.as_os_str(),
+        ],
+    );
+    expect_error(&out, &[&absent.display().to_string()]);
+}
+
+#[test]
+fn eval_refuses_a_truncated_checkpoint() {
+    let tmp = Scratch::new("eval-truncated");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let run = tmp.join("run");
+    expect_success(&train(tmp.path(), &data, &run, &["--epochs", "1"]));
+    let full = read(&run.join("checkpoint.safetensors"));
+    for keep in [100, full.len() / 2, full.len() - 1] {
+        let cut = tmp.join(&format!("cut-{keep}.safetensors"));
+        write(&cut, &full[..keep]);
+        let out = nerve(
+            tmp.path(),
+            &[
+                "eval".as_ref(),
+                "--checkpoint".as_ref(),
+                cut.as_os_str(),
+                "--dataset".as_ref(),
+                "mnist".as_ref(),
+                "--data".as_ref(),
+                data.as_os_str(),
+            ],
+        );
+        expect_error(&out, &[&cut.display().to_string()]);
+    }
+}
