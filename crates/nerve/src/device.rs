@@ -14,13 +14,18 @@ pub fn available() -> Vec<&'static str> {
     if cfg!(feature = "cuda") {
         names.push("cuda");
     }
+    if cfg!(feature = "ndarray") {
+        names.push("ndarray");
+    }
     names
 }
 
-/// The device named `name` (`flex`/`cpu`, `wgpu`, `cuda` or `cuda:N`), without autodiff.
+/// The device named `name` (`flex`/`cpu`, `ndarray`, `wgpu`, `cuda` or `cuda:N`), without autodiff.
 pub fn parse(name: &str) -> Result<Device> {
     match name {
         "flex" | "cpu" => Ok(Device::flex()),
+        #[cfg(feature = "ndarray")]
+        "ndarray" => Ok(Device::ndarray()),
         #[cfg(feature = "wgpu")]
         "wgpu" => Ok(Device::wgpu(Default::default())),
         #[cfg(feature = "cuda")]

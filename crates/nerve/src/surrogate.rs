@@ -186,3 +186,127 @@ fn fast_sigmoid_stand_in<const D: usize>(u: Tensor<D>, slope: f64) -> Tensor<D> 
     let denom = u.clone().abs() * slope + 1.0;
     u / denom
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    const POINTS: [f32; 7] = [-2.0, -0.5, -0.05, 0.0, 0.05, 0.5, 2.0];
+
+    /// Spikes and surrogate gradients of `s` at [`POINTS`].
+    fn spike_and_grad(s: &Surrogate) -> (Vec<f32>, Vec<f32>) {
+        let device = Device::flex().autodiff();
+        let u = Tensor::<1>::from_data(TensorData::new(POINTS.to_vec(), [POINTS.len()]), &device)
+            .require_grad();
+        let spk = s.spike(u.clone());
+        let grads = spk.clone().sum().backward();
+        let g = u.grad(&grads).expect("gradient");
+        (
+            spk.into_data().iter::<f32>().collect(),
+            g.into_data().iter::<f32>().collect(),
+        )
+    }
+
+    fn assert_grad(s: Surrogate, expected: impl Fn(f64) -> f64) {
+        let (spk, grad) = spike_and_grad(&s);
+        for ((&u, &got), &fired) in POINTS.iter().zip(&grad).zip(&spk) {
+            assert_eq!(
+                fired,
+                if u > 0.0 { 1.0 } else { 0.0 },
+                "{s:?}: spike at u={u}"
+            );
+            let want = expected(f64::from(u));
+            assert!(
+                (f64::from(got) - want).abs() <= 1e-4 * want.abs().max(1.0),
+                "{s:?}: grad at u={u} is {got}, expected {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn analytic_surrogate_gradients() {
+        let pi = std::f64::consts::PI;
+        assert_grad(Surrogate::ATan { alpha: 2.0 }, |u| {
+            1.0 / (1.0 + (pi * u).powi(2))
+        });
+        assert_grad(Surrogate::FastSigmoid { slope: 25.0 }, |u| {
+            1.0 / (25.0 * u.abs() + 1.0).powi(2)
+        });
+        assert_grad(Surrogate::Sigmoid { slope: 5.0 }, |u| {
+            let s = 1.0 / (1.0 + (-5.0 * u).exp());
+            5.0 * s * (1.0 - s)
+        });
+        assert_grad(
+            Surrogate::SpikeRateEscape {
+                beta: 1.0,
+                slope: 25.0,
+            },
+            |u| 25.0 * (-(u - 1.0).abs()).exp(),
+        );
+        assert_grad(Surrogate::StraightThrough, |_| 1.0);
+        assert_grad(
+            Surrogate::SparseFastSigmoid {
+                slope: 25.0,
+                b: 0.1,
+            },
+            |u| {
+                if u > 0.1 {
+                    1.0 / (25.0 * u.abs() + 1.0).powi(2)
+                } else {
+                    0.0
+                }
+            },
+        );
+        assert_grad(
+            Surrogate::Custom(Arc::new(|u: Tensor<1>| u.clone() * u)),
+            |u| 2.0 * u,
+        );
+    }
+
+    #[test]
+    fn stochastic_surrogate_passes_gradient_where_spiking_and_noise_elsewhere() {
+        let s = Surrogate::Stochastic {
+            mean: 0.0,
+            variance: 0.2,
+        };
+        let (spk, grad) = spike_and_grad(&s);
+        for ((&u, &g), &fired) in POINTS.iter().zip(&grad).zip(&spk) {
+            if fired == 1.0 {
+                assert_eq!(g, 1.0, "u={u}");
+            } else {
+                // Uniform noise in [-0.5, 0.5) scaled by the variance.
+                assert!(g.abs() <= 0.1 + 1e-6, "u={u}: {g}");
+            }
+        }
+    }
+
+    #[test]
+    fn untracked_input_takes_the_plain_step() {
+        let device = Device::flex();
+        let u = Tensor::<1>::from_data(TensorData::new(POINTS.to_vec(), [POINTS.len()]), &device);
+        let spk: Vec<f32> = Surrogate::default()
+            .spike(u)
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        assert_eq!(spk, vec![0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn names_parse() {
+        for name in [
+            "atan",
+            "fast_sigmoid",
+            "sigmoid",
+            "triangular",
+            "spike_rate_escape",
+            "ste",
+            "sfs",
+            "sso",
+        ] {
+            assert!(Surrogate::from_name(name).is_some(), "{name}");
+        }
+        assert!(Surrogate::from_name("relu").is_none());
+    }
+}
