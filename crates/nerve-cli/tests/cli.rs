@@ -350,7 +350,10 @@ fn data_directory_without_idx_files_names_what_is_missing() {
     let out = train(tmp.path(), &data, &tmp.join("run"), &["--epochs", "1"]);
     expect_error(
         &out,
-        &[&data.display().to_string(), "missing train-images-idx3-ubyte"],
+        &[
+            &data.display().to_string(),
+            "missing train-images-idx3-ubyte",
+        ],
     );
 }
 
@@ -410,7 +413,9 @@ fn non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint() {
         tmp.path(),
         &data,
         &run,
-        &[loss[0], loss[1], "--epochs", "2", "--resume", "--lr", "1e38"],
+        &[
+            loss[0], loss[1], "--epochs", "2", "--resume", "--lr", "1e38",
+        ],
     );
     expect_error(&out, &["non-finite loss", "epoch 2"]);
     assert_unchanged(&run, &before);
@@ -441,11 +446,7 @@ fn eval_refuses_a_file_that_is_not_a_checkpoint() {
     let absent = tmp.join("absent.safetensors");
     let out = nerve(
         tmp.path(),
-        &[
-            "eval".as_ref(),
-            "--checkpoint".as_ref(),
-            absent.as_os_str(),
-        ],
+        &["eval".as_ref(), "--checkpoint".as_ref(), absent.as_os_str()],
     );
     expect_error(&out, &[&absent.display().to_string()]);
 }
@@ -475,4 +476,19 @@ fn eval_refuses_a_truncated_checkpoint() {
         );
         expect_error(&out, &[&cut.display().to_string()]);
     }
+}
+
+#[test]
+fn unknown_device_is_named() {
+    let tmp = Scratch::new("device");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let out = train(
+        tmp.path(),
+        &data,
+        &tmp.join("run"),
+        &["--epochs", "1", "--device", "no-such-device"],
+    );
+    expect_error(&out, &["no-such-device", "flex"]);
+    assert!(!tmp.join("run").exists());
 }

@@ -1,4 +1,86 @@
-//! Nerve: spiking neural networks and MatMul-free language models on Burn.
+//! Nerve: spiking neural networks on [Burn](https://burn.dev), after snnTorch.
+//!
+//! Tensors are time-first, `[T, B, ...]`, as in snnTorch. The building blocks:
+//!
+//! - [`neurons`]: Leaky, Synaptic, Alpha, Lapicque, RLeaky, RSynaptic and SLSTM neurons with
+//!   explicit state, `step` for one time step and `run` for a whole sequence;
+//! - [`surrogate`]: surrogate gradients (the spike is a Heaviside step forward and a smooth
+//!   slope backward);
+//! - [`encode`]: rate, latency and delta spike encoders and spike-train targets;
+//! - [`loss`] and [`metrics`]: snnTorch's spike losses (rate, count, membrane, temporal) and
+//!   accuracies, with population coding;
+//! - [`layers`] and [`models`]: layers that fold time into the batch, and [`models::SpikingNet`],
+//!   a convolutional or fully connected network built from a string such as
+//!   `12C5-MP2-64C5-MP2-FC10`;
+//! - [`train`]: a BPTT/TBPTT trainer with atomic safetensors checkpoints and exact resume;
+//! - [`data`], [`plot`]: MNIST-style IDX data sets (an MNIST subset is embedded) and PNG plots;
+//! - [`reference`](mod@reference): replays vectors recorded from snnTorch and compares Nerve with them;
+//! - [`device`]: picks the backend by name: Burn's pure-Rust `flex` CPU backend (the default),
+//!   or `wgpu` / `cuda` in builds with those cargo features.
+//!
+//! Every fallible function returns [`Result`] with an [`Error`] that names the file, tensor or
+//! argument at fault.
+//!
+//! # A leaky integrate-and-fire neuron
+//!
+//! A constant input current of 0.5 charges a Leaky neuron with decay β = 0.9 and threshold 1;
+//! after each spike the threshold is subtracted from the membrane at the next step (snnTorch's
+//! defaults).
+//!
+//! ```
+//! use burn::tensor::{Device, Tensor};
+//! use nerve::neurons::LeakyConfig;
+//!
+//! let device = Device::flex();
+//! let lif = LeakyConfig::new(0.9).init(&device);
+//!
+//! // Input current [T = 6 steps, B = 1 sample, N = 1 neuron].
+//! let x = Tensor::<3>::full([6, 1, 1], 0.5, &device);
+//! let out = lif.run(x, None);
+//! assert_eq!(out.spk.dims(), [6, 1, 1]);
+//!
+//! // Membrane: 0.5, 0.95, 1.355 (spike), 0.7195, 1.1476 (spike), 0.5328.
+//! let spikes: Vec<f32> = out.spk.into_data().iter::<f32>().collect();
+//! assert_eq!(spikes, [0.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
+//!
+//! // A layer of 10 neurons over a batch of 4, driven by ones, for 25 steps.
+//! let x = Tensor::<3>::ones([25, 4, 10], &device);
+//! let spk = lif.run(x, None).spk;
+//! assert_eq!(spk.dims(), [25, 4, 10]);
+//! assert!(spk.sum().into_scalar::<f32>() > 0.0);
+//! ```
+//!
+//! # Gradients through spikes
+//!
+//! On an autodiff device the spikes carry the surrogate gradient, so a loss on the output spikes
+//! trains the weights in front of them: here a fully connected layer feeding ten Leaky neurons,
+//! scored with snnTorch's `ce_rate_loss`.
+//!
+//! ```
+//! use burn::tensor::{Device, Int, Tensor, TensorData};
+//! use nerve::layers::TimeLinear;
+//! use nerve::loss::CeRateLoss;
+//! use nerve::neurons::LeakyConfig;
+//!
+//! # fn main() -> nerve::Result<()> {
+//! let device = Device::flex().autodiff();
+//! let fc = TimeLinear::new(784, 10, &device);
+//! let lif = LeakyConfig::new(0.5).init(&device);
+//!
+//! // Two flattened images, presented as the same input current at each of 25 steps.
+//! let x = Tensor::<3>::ones([25, 2, 784], &device) * 0.1;
+//! let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![3i64, 7], [2]), &device);
+//!
+//! let spk = lif.run(fc.forward(x), None).spk; // [25, 2, 10]
+//! let loss = CeRateLoss::new().forward(spk, labels)?;
+//! assert!(loss.clone().into_scalar::<f32>().is_finite());
+//!
+//! let grads = loss.backward();
+//! let weight_grad = fc.linear.weight.grad(&grads).expect("the weights get a gradient");
+//! assert_eq!(weight_grad.dims(), [784, 10]);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod data;
 pub mod device;
