@@ -26,9 +26,10 @@ use rand::SeedableRng;
 /// Options shared by `train` and `eval` that pick the data.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Data set: `embedded` (a 6000/1000 MNIST subset inside the binary), `mnist`, `fashion-mnist`.
-    #[arg(long, default_value = "embedded")]
-    pub dataset: String,
+    /// Data set: `embedded` (a 6000/1000 MNIST subset inside the binary), `mnist`, `fashion-mnist`
+    /// [train default: embedded; eval default: the data set the checkpoint was trained on].
+    #[arg(long)]
+    pub dataset: Option<String>,
     /// Directory holding the IDX files (otherwise $NERVE_DATA, ../shared/data, /usr/share/datasets).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -117,8 +118,8 @@ pub struct EvalArgs {
     data: DataArgs,
 }
 
-fn load_data(args: &DataArgs) -> Result<ImageSplits> {
-    match args.dataset.as_str() {
+fn load_data(name: &str, args: &DataArgs) -> Result<ImageSplits> {
+    match name {
         "embedded" => load_embedded_mnist(),
         name => load_dataset(name, args.data.as_deref()),
     }
@@ -312,7 +313,12 @@ fn plot_raster(
 
 /// `nerve train`.
 pub fn train(args: TrainArgs) -> Result<()> {
-    let data = load_data(&args.data)?;
+    let dataset = args
+        .data
+        .dataset
+        .clone()
+        .unwrap_or_else(|| "embedded".into());
+    let data = load_data(&dataset, &args.data)?;
     println!(
         "data: {} from {} ({} train, {} test, {}x{})",
         data.name,
@@ -322,10 +328,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         data.train.rows,
         data.train.cols
     );
-    let out_dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| next_run_dir(&args.data.dataset));
+    let out_dir = args.out.clone().unwrap_or_else(|| next_run_dir(&dataset));
     if !args.resume && checkpoint_path(&out_dir).exists() {
         return Err(Error::invalid(
             "--out",
@@ -379,6 +382,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         out_dir: out_dir.clone(),
         train_limit: args.train_limit,
         test_limit: args.data.test_limit,
+        dataset: dataset.clone(),
     };
     let infer_device = nerve::device::parse(&args.data.device)?;
     let device = infer_device.clone().autodiff();
@@ -394,7 +398,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         Session::new(net_config, &cfg, &device)?
     };
     println!(
-        "model: {} | {} epochs, batch {}, lr {}, out {}",
+        "model: {} | {} epochs, batch {}, lr {:?}, out {}",
         session.net_config.describe(),
         cfg.epochs,
         cfg.batch_size,
@@ -462,7 +466,12 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let device = nerve::device::parse(&args.data.device)?;
     let net = net_config.init(&device)?;
     let (net, meta) = checkpoint::load(&args.checkpoint, net, &net_config.describe())?;
-    let data = load_data(&args.data)?;
+    let dataset = match (&args.data.dataset, config["dataset"].as_str()) {
+        (Some(name), _) => name.clone(),
+        (None, Some(name)) => name.to_string(),
+        (None, None) => "embedded".into(),
+    };
+    let data = load_data(&dataset, &args.data)?;
     println!(
         "model: {} (epoch {}), data: {} from {}",
         meta.arch, meta.epoch, data.name, data.source
@@ -491,6 +500,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         out_dir: PathBuf::new(),
         train_limit: None,
         test_limit: args.data.test_limit,
+        dataset: dataset.clone(),
     };
     let pb = std::cell::RefCell::new(None::<ProgressBar>);
     let report = evaluate(&net, &data.test, &cfg, &device, &mut |e| match e {

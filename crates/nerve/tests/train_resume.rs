@@ -12,6 +12,14 @@ use nerve::train::trainer::{
 };
 use nerve::Error;
 
+/// Weight initialisation and dropout draw from the device's random generator, which the whole
+/// process shares; tests that compare seeded runs must not interleave with each other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A small synthetic data set: class k lights up the k-th band of rows.
 fn bands(n: usize) -> ImageDataset {
     let (rows, cols) = (12, 12);
@@ -54,6 +62,7 @@ fn config(out: &std::path::Path, epochs: usize, lr: f64) -> TrainConfig {
         out_dir: out.to_path_buf(),
         train_limit: None,
         test_limit: None,
+        dataset: "bands".into(),
     }
 }
 
@@ -73,6 +82,7 @@ fn weights(session: &Session) -> Vec<f32> {
 
 #[test]
 fn resumed_run_matches_an_uninterrupted_one() {
+    let _serial = serial();
     let data = bands(48);
     let test = bands(16);
     let device = Device::flex().autodiff();
@@ -108,6 +118,7 @@ fn resumed_run_matches_an_uninterrupted_one() {
 
 #[test]
 fn training_learns_the_synthetic_task() {
+    let _serial = serial();
     let data = bands(64);
     let test = bands(16);
     let device = Device::flex().autodiff();
@@ -128,6 +139,7 @@ fn training_learns_the_synthetic_task() {
 
 #[test]
 fn a_diverging_run_stops_and_keeps_the_last_checkpoint() {
+    let _serial = serial();
     let data = bands(32);
     let test = bands(8);
     let device = Device::flex().autodiff();
@@ -137,11 +149,20 @@ fn a_diverging_run_stops_and_keeps_the_last_checkpoint() {
     train(session, &data, &test, &good, &device, &mut |_| {}).unwrap();
     let before = std::fs::read(checkpoint_path(dir.path())).unwrap();
 
-    let bad = config(dir.path(), 2, f64::NAN);
+    let nan = config(dir.path(), 2, f64::NAN);
+    let err = nan.validate(&net_config()).unwrap_err().to_string();
+    assert!(err.contains("learning rate"), "{err}");
+
+    // A finite but absurd learning rate blows the weights up within a step or two.
+    // Spike-count losses stay bounded however large the weights get; the membrane does not.
+    let bad = TrainConfig {
+        loss: LossKind::CeMaxMembrane,
+        ..config(dir.path(), 2, 1e38)
+    };
     let session = Session::resume(net_config(), &bad, &device).unwrap();
     let err = train(session, &data, &test, &bad, &device, &mut |_| {})
         .err()
-        .expect("a NaN learning rate diverges");
+        .expect("a huge learning rate diverges");
     assert!(matches!(err, Error::NonFinite { .. }), "{err}");
     let msg = err.to_string();
     assert!(

@@ -124,11 +124,47 @@ impl SpikingNetConfig {
     /// A one-line description that identifies the parameter layout (stored in checkpoints).
     pub fn describe(&self) -> String {
         let [c, h, w] = self.input;
-        format!("{} in={c}x{h}x{w} T={} leaky", self.arch, self.steps)
+        let f = &self.firing;
+        format!(
+            "{} in={c}x{h}x{w} T={} leaky beta={}{} threshold={} reset={:?}",
+            self.arch,
+            self.steps,
+            self.beta,
+            if self.learn_beta { " (learned)" } else { "" },
+            f.threshold,
+            f.reset
+        )
+    }
+
+    /// Checks the options a user can get wrong before anything is built.
+    pub fn validate(&self) -> Result<()> {
+        if self.steps == 0 {
+            return Err(Error::invalid("steps", "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&self.beta) {
+            return Err(Error::invalid(
+                "beta",
+                format!("{} is outside [0, 1]", self.beta),
+            ));
+        }
+        if !self.firing.threshold.is_finite() {
+            return Err(Error::invalid(
+                "threshold",
+                format!("{} is not finite", self.firing.threshold),
+            ));
+        }
+        if self.input.contains(&0) {
+            return Err(Error::invalid(
+                "input",
+                format!("{:?} has an empty axis", self.input),
+            ));
+        }
+        Ok(())
     }
 
     /// Builds the network on `device`.
     pub fn init(&self, device: &Device) -> Result<SpikingNet> {
+        self.validate()?;
         let tokens = parse_arch(&self.arch)?;
         let [mut c, mut h, mut w] = self.input;
         let mut flat: Option<usize> = None;

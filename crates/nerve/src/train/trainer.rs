@@ -155,6 +155,62 @@ pub struct TrainConfig {
     pub train_limit: Option<usize>,
     /// Use only the first N test samples.
     pub test_limit: Option<usize>,
+    /// Name of the data set (recorded in the checkpoint so `eval` picks the same one).
+    pub dataset: String,
+}
+
+impl TrainConfig {
+    /// Checks the options a user can get wrong, naming the first one at fault.
+    pub fn validate(&self, net: &SpikingNetConfig) -> Result<()> {
+        net.validate()?;
+        let positive = |what: &str, v: usize| {
+            if v == 0 {
+                Err(Error::invalid(what, "must be at least 1"))
+            } else {
+                Ok(())
+            }
+        };
+        positive("epochs", self.epochs)?;
+        positive("batch size", self.batch_size)?;
+        if let Some(k) = self.tbptt {
+            positive("tbptt", k)?;
+            if k < net.steps && net.arch.to_ascii_uppercase().split('-').any(|t| t == "BN") {
+                return Err(Error::invalid(
+                    "tbptt",
+                    "batch-norm through time (BN) keeps statistics per step and needs whole sequences; drop --tbptt or BN",
+                ));
+            }
+        }
+        if let Some(n) = self.train_limit {
+            positive("train limit", n)?;
+        }
+        if let Some(n) = self.test_limit {
+            positive("test limit", n)?;
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::invalid(
+                "learning rate",
+                format!("{} must be a positive finite number", self.lr),
+            ));
+        }
+        if let Some(c) = self.grad_clip {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(Error::invalid(
+                    "grad clip",
+                    format!("{c} must be a positive finite number"),
+                ));
+            }
+        }
+        if let Encoding::Rate { gain } = self.encoding {
+            if !(gain.is_finite() && gain >= 0.0) {
+                return Err(Error::invalid(
+                    "rate gain",
+                    format!("{gain} must be a non-negative finite number"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Progress reports from [`train`].
@@ -384,6 +440,7 @@ pub fn train(
             ),
         ));
     }
+    cfg.validate(&session.net_config)?;
     std::fs::create_dir_all(&cfg.out_dir).map_err(|e| Error::io(&cfg.out_dir, e))?;
     let n = cfg
         .train_limit
@@ -535,6 +592,7 @@ pub fn run_config_json(net: &SpikingNetConfig, cfg: &TrainConfig) -> serde_json:
         "seed": cfg.seed,
         "loss": format!("{:?}", cfg.loss),
         "encoding": format!("{:?}", cfg.encoding),
+        "dataset": cfg.dataset,
         "tbptt": cfg.tbptt,
     })
 }
