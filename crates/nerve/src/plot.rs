@@ -398,6 +398,14 @@ fn draw_panel(area: &Area<'_>, x_label: &str, panel: &Panel) -> DrawResult<()> {
     let whole_x = curves
         .iter()
         .all(|(_, p)| p.iter().all(|&(x, _)| x.fract() == 0.0));
+    // Whole-number axes (epochs) get one tick per value so no label repeats after rounding.
+    let x_ticks = if whole_x {
+        ((x1 - x0).floor() as usize + 1).clamp(2, 12)
+    } else {
+        10
+    };
+    // Plotters draws about ten labelled ticks per axis by default.
+    let y_decimals = decimals_for_step((y1 - y0) / 10.0);
     chart
         .configure_mesh()
         .light_line_style(RGBColor(245, 245, 245))
@@ -406,8 +414,9 @@ fn draw_panel(area: &Area<'_>, x_label: &str, panel: &Panel) -> DrawResult<()> {
         .y_desc(&panel.y_label)
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 16))
+        .x_labels(x_ticks)
         .x_label_formatter(&|x| format_tick(*x, whole_x))
-        .y_label_formatter(&|y| format_tick(*y, false))
+        .y_label_formatter(&|y| format_tick_decimals(*y, y_decimals))
         .draw()
         .map_err(|e| e.to_string())?;
     for (i, (name, points)) in curves.iter().enumerate() {
@@ -450,6 +459,23 @@ fn legend_position(curves: &[(String, Vec<(f64, f64)>)], y0: f64, y1: f64) -> Se
     } else {
         SeriesLabelPosition::UpperRight
     }
+}
+
+/// Decimals needed so ticks `step` apart print differently (at least 0, at most 6).
+fn decimals_for_step(step: f64) -> usize {
+    if !(step.is_finite() && step > 0.0) {
+        return 2;
+    }
+    (-step.log10()).ceil().clamp(0.0, 6.0) as usize
+}
+
+/// A tick label with a fixed number of decimals (scientific for very large or small values).
+fn format_tick_decimals(v: f64, decimals: usize) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-4..1e6).contains(&a) {
+        return format!("{v:.1e}");
+    }
+    format!("{v:.decimals$}")
 }
 
 /// A compact tick label: no trailing zeros, integers when the axis counts whole steps.
@@ -593,5 +619,21 @@ mod tests {
             h,
             TITLE_HEIGHT + 80 + 360 + 2 * RASTER_LAYER_CHROME + RASTER_X_DESC
         );
+    }
+}
+
+#[cfg(test)]
+mod tick_tests {
+    use super::*;
+
+    #[test]
+    fn close_ticks_stay_distinct() {
+        let d = decimals_for_step(0.009);
+        assert_eq!(d, 3);
+        assert_ne!(
+            format_tick_decimals(1.505, d),
+            format_tick_decimals(1.514, d)
+        );
+        assert_eq!(format_tick_decimals(98.5, decimals_for_step(0.1)), "98.5");
     }
 }
