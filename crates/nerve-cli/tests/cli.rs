@@ -5,7 +5,7 @@
 //! run must leave the files of an earlier run byte-identical.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -491,4 +491,50 @@ fn unknown_device_is_named() {
     );
     expect_error(&out, &["no-such-device", "flex"]);
     assert!(!tmp.join("run").exists());
+}
+
+#[test]
+fn reference_check_passes_every_snntorch_case() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Some(file) = here
+        .ancestors()
+        .map(|a| a.join("shared/reference/snntorch-reference.json"))
+        .find(|p| p.is_file())
+    else {
+        eprintln!(
+            "skipping: no shared/reference/snntorch-reference.json above {}",
+            here.display()
+        );
+        return;
+    };
+    let out = nerve(here, &[OsStr::new("reference-check"), file.as_os_str()]);
+    let stdout = expect_success(&out);
+    assert!(stdout.contains("53 passed, 0 failed"), "{stdout}");
+    assert_eq!(stdout.matches("\npass ").count(), 53, "{stdout}");
+}
+
+#[test]
+fn reference_check_fails_on_a_case_outside_tolerance() {
+    let Some(file) = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/reference/snntorch-reference.json"))
+        .find(|p| p.is_file())
+    else {
+        eprintln!("skipping: no shared/reference/snntorch-reference.json found");
+        return;
+    };
+    // Perturb one recorded membrane value of the first case by far more than the tolerance.
+    let mut json: serde_json::Value = serde_json::from_slice(&read(&file)).unwrap();
+    let v = &mut json["cases"][0]["outputs"]["mem"]["data"][3];
+    *v = serde_json::json!(v.as_f64().unwrap() + 0.5);
+    let dir = Scratch::new("reference_check_fails");
+    let bad = dir.join("bad.json");
+    write(&bad, &serde_json::to_vec(&json).unwrap());
+    let out = nerve(
+        dir.path(),
+        &[OsStr::new("reference-check"), bad.as_os_str()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("52 passed, 1 failed"), "{stdout}");
 }
