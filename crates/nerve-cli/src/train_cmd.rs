@@ -237,30 +237,51 @@ fn print_report(report: &EvalReport) {
     }
 }
 
-/// Draws the loss/accuracy curves of a run.
+/// Exponential moving average, so per-batch noise does not hide the trend.
+fn smooth(points: impl Iterator<Item = (f64, f64)>, alpha: f64) -> Vec<(f64, f64)> {
+    let mut avg = None;
+    points
+        .map(|(x, y)| {
+            let a = avg.map_or(y, |a: f64| a + alpha * (y - a));
+            avg = Some(a);
+            (x, a)
+        })
+        .collect()
+}
+
+/// Draws the loss/accuracy curves of a run: training per batch (smoothed), test per epoch.
 fn plot_history(path: &Path, title: &str, history: &History) -> Result<()> {
-    let pts = |f: &dyn Fn(&nerve::train::history::EpochRecord) -> f64| -> Vec<(f64, f64)> {
+    let per_epoch = |f: &dyn Fn(&nerve::train::history::EpochRecord) -> f64| -> Vec<(f64, f64)> {
         history
             .records
             .iter()
             .map(|r| (r.epoch as f64, f(r)))
             .collect()
     };
+    let alpha = (20.0 / history.batches.len().max(1) as f64).clamp(0.02, 0.5);
+    let train_loss = smooth(history.batches.iter().map(|b| (b.epoch, b.loss)), alpha);
+    let train_acc = smooth(
+        history
+            .batches
+            .iter()
+            .map(|b| (b.epoch, 100.0 * b.accuracy)),
+        alpha,
+    );
     let panels = [
         Panel::new(
             "Loss",
             "loss",
             vec![
-                Series::new("train", pts(&|r| r.train_loss)),
-                Series::new("test", pts(&|r| r.test_loss)),
+                Series::new("train (per batch, smoothed)", train_loss),
+                Series::new("test (per epoch)", per_epoch(&|r| r.test_loss)),
             ],
         ),
         Panel::new(
             "Accuracy",
             "accuracy (%)",
             vec![
-                Series::new("train", pts(&|r| 100.0 * r.train_accuracy)),
-                Series::new("test", pts(&|r| 100.0 * r.test_accuracy)),
+                Series::new("train (per batch, smoothed)", train_acc),
+                Series::new("test (per epoch)", per_epoch(&|r| 100.0 * r.test_accuracy)),
             ],
         ),
     ];

@@ -44,11 +44,27 @@ pub struct EpochRecord {
     pub extra: BTreeMap<String, f64>,
 }
 
+/// Loss and accuracy of one training batch, for curves finer than one point per epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchRecord {
+    /// Position in epochs: 0.5 is halfway through the first epoch.
+    pub epoch: f64,
+    /// Batch loss.
+    #[serde(with = "finite_or_null")]
+    pub loss: f64,
+    /// Batch accuracy.
+    #[serde(with = "finite_or_null")]
+    pub accuracy: f64,
+}
+
 /// The metrics log of a run, one record per epoch in order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     /// Records in epoch order.
     pub records: Vec<EpochRecord>,
+    /// Every training batch, in order (JSON only; the CSV holds the per-epoch records).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batches: Vec<BatchRecord>,
 }
 
 /// The fixed CSV columns, in the order of [`EpochRecord`]'s fields.
@@ -84,6 +100,7 @@ impl History {
     /// that will be trained again.
     pub fn truncate_to_epoch(&mut self, epoch: usize) {
         self.records.retain(|r| r.epoch <= epoch);
+        self.batches.retain(|b| b.epoch <= epoch as f64);
     }
 
     /// Writes the history as CSV (atomically); extra metrics become sorted trailing columns.

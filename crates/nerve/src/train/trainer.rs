@@ -18,7 +18,7 @@ use crate::data::mnist::ImageDataset;
 use crate::error::{Error, Result};
 use crate::models::{SpikingNet, SpikingNetConfig};
 use crate::train::checkpoint::{self, CheckpointMeta};
-use crate::train::history::{EpochRecord, History};
+use crate::train::history::{BatchRecord, EpochRecord, History};
 use crate::train::schedule::Schedule;
 
 /// The optimiser.
@@ -474,6 +474,11 @@ pub fn train(
             let (loss, ok) = train_step(&mut session, x, y, cfg, lr, epoch, b + 1)?;
             loss_sum += loss;
             right += ok;
+            session.history.batches.push(BatchRecord {
+                epoch: (epoch - 1) as f64 + (b + 1) as f64 / batches_per_epoch as f64,
+                loss,
+                accuracy: ok as f64 / batch.len() as f64,
+            });
             on_event(Event::Batch {
                 batch: b + 1,
                 loss,
