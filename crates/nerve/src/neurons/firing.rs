@@ -124,6 +124,16 @@ impl Firing {
         }
     }
 
+    /// Applies a delayed reset to a freshly integrated membrane: subtract the threshold, or
+    /// scale to zero, where the previous step fired (`reset` from [`Firing::reset_signal`]).
+    pub fn apply_reset<const D: usize>(&self, mem: Tensor<D>, reset: &Tensor<D>) -> Tensor<D> {
+        match self.config.reset {
+            Reset::Subtract => mem - reset.clone() * self.threshold::<D>(),
+            Reset::Zero => mem.clone() - reset.clone() * mem,
+            Reset::None => mem,
+        }
+    }
+
     /// Spikes from the membrane: `graded · S(mem - threshold)`, winner-take-all if enabled.
     pub fn fire<const D: usize>(&self, mem: &Tensor<D>) -> Tensor<D> {
         let shifted = mem.clone() - self.threshold::<D>();

@@ -9,7 +9,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::firing::scalar_param;
-use super::{bcast, run_steps, Firing, FiringConfig, NeuronOutput, Reset};
+use super::{bcast, run_steps, Firing, FiringConfig, NeuronOutput};
 use crate::error::{Error, Result};
 
 /// Options of a [`Lapicque`] neuron: give β, or R and C, or β with one of R and C.
@@ -159,11 +159,7 @@ impl Lapicque {
         );
         let reset = self.firing.reset_signal(&state.mem);
         let mem = x * rate.clone() * self.resistance + (rate.neg() + 1.0) * state.mem;
-        let mem = match self.firing.config.reset {
-            Reset::Subtract => mem - reset.clone() * self.firing.threshold::<D>(),
-            Reset::Zero => mem.clone() - reset.clone() * mem,
-            Reset::None => mem,
-        };
+        let mem = self.firing.apply_reset(mem, &reset);
         let spk = self.firing.fire(&mem);
         let mem = self.firing.immediate_reset(mem, &spk, &reset);
         (spk, LapicqueState { mem })

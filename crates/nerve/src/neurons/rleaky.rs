@@ -7,7 +7,7 @@ use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::firing::scalar_param;
-use super::{bcast, run_steps, Firing, FiringConfig, NeuronOutput, Reset};
+use super::{bcast, run_steps, Firing, FiringConfig, NeuronOutput};
 use crate::error::{Error, Result};
 
 /// How spikes are fed back into a recurrent neuron (snnTorch's `all_to_all`, `V`, ...).
@@ -200,11 +200,7 @@ impl RLeaky {
         let reset = self.firing.reset_signal(&state.mem);
         let mem = beta * state.mem + x + self.recurrent.forward(state.spk);
         // Unlike Leaky, snnTorch's RLeaky zero reset also discards this step's input.
-        let mem = match self.firing.config.reset {
-            Reset::Subtract => mem - reset.clone() * self.firing.threshold::<D>(),
-            Reset::Zero => mem.clone() - reset.clone() * mem,
-            Reset::None => mem,
-        };
+        let mem = self.firing.apply_reset(mem, &reset);
         let spk = self.firing.fire(&mem);
         let mem = self.firing.immediate_reset(mem, &spk, &reset);
         (spk.clone(), RLeakyState { spk, mem })
@@ -230,6 +226,7 @@ impl RLeaky {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::neurons::Reset;
     use crate::reference::to_vec;
 
     #[test]

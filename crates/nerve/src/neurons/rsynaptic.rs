@@ -5,9 +5,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::firing::scalar_param;
-use super::{
-    bcast, run_steps, Firing, FiringConfig, NeuronOutput, Recurrent, RecurrentConfig, Reset,
-};
+use super::{bcast, run_steps, Firing, FiringConfig, NeuronOutput, Recurrent, RecurrentConfig};
 use crate::error::Result;
 
 /// Options of an [`RSynaptic`] neuron.
@@ -109,11 +107,7 @@ impl RSynaptic {
         let syn = alpha * state.syn + x + self.recurrent.forward(state.spk);
         let mem = beta * state.mem + syn.clone();
         // As in Synaptic, a zero reset clears the membrane only.
-        let mem = match self.firing.config.reset {
-            Reset::Subtract => mem - reset.clone() * self.firing.threshold::<D>(),
-            Reset::Zero => mem.clone() - reset.clone() * mem,
-            Reset::None => mem,
-        };
+        let mem = self.firing.apply_reset(mem, &reset);
         let spk = self.firing.fire(&mem);
         let mem = self.firing.immediate_reset(mem, &spk, &reset);
         (spk.clone(), RSynapticState { spk, syn, mem })
@@ -139,6 +133,7 @@ impl RSynaptic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::neurons::Reset;
     use crate::reference::to_vec;
 
     #[test]

@@ -136,11 +136,7 @@ impl SLstm {
         let syn = forget * state.syn + input * cell;
         let mem = output * syn.clone().tanh();
         // As snnTorch does, a zero reset clears the hidden state but keeps the cell state.
-        let mem = match self.firing.config.reset {
-            Reset::Subtract => mem - reset.clone() * self.firing.threshold::<D>(),
-            Reset::Zero => mem.clone() - reset.clone() * mem,
-            Reset::None => mem,
-        };
+        let mem = self.firing.apply_reset(mem, &reset);
         let spk = self.firing.fire(&mem);
         let mem = self.firing.immediate_reset(mem, &spk, &reset);
         (spk, SLstmState { syn, mem })

@@ -5,7 +5,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::firing::scalar_param;
-use super::{bcast, run_steps, Firing, FiringConfig, NeuronOutput, Reset};
+use super::{bcast, run_steps, Firing, FiringConfig, NeuronOutput};
 
 /// Options of a [`Synaptic`] neuron.
 #[derive(Debug, Clone)]
@@ -97,11 +97,7 @@ impl Synaptic {
         let syn = alpha * state.syn + x;
         let mem = beta * state.mem + syn.clone();
         // snnTorch's reset-to-zero clears only the membrane; the synaptic current keeps flowing.
-        let mem = match self.firing.config.reset {
-            Reset::Subtract => mem - reset.clone() * self.firing.threshold::<D>(),
-            Reset::Zero => mem.clone() - reset.clone() * mem,
-            Reset::None => mem,
-        };
+        let mem = self.firing.apply_reset(mem, &reset);
         let spk = self.firing.fire(&mem);
         let mem = self.firing.immediate_reset(mem, &spk, &reset);
         (spk, SynapticState { syn, mem })
@@ -127,6 +123,7 @@ impl Synaptic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::neurons::Reset;
     use crate::reference::to_vec;
 
     #[test]
