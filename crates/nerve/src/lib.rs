@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Nerve: spiking neural networks on [Burn](https://burn.dev), after snnTorch.
 //!
 //! Tensors are time-first, `[T, B, ...]`, as in snnTorch. The building blocks:
