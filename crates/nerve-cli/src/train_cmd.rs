@@ -303,7 +303,7 @@ fn plot_raster(
         Encoding::Direct,
         &mut rng,
         device,
-    );
+    )?;
     let out = net.forward(x, None, true)?;
     let label = y.into_scalar::<i64>() as usize;
     let mut layers = Vec::new();

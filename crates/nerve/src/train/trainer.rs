@@ -15,6 +15,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::data::mnist::ImageDataset;
+use crate::encode::RateConfig;
 use crate::error::{Error, Result};
 use crate::models::{SpikingNet, SpikingNetConfig};
 use crate::train::checkpoint::{self, CheckpointMeta};
@@ -266,36 +267,27 @@ pub fn make_batch(
     encoding: Encoding,
     rng: &mut rand::rngs::StdRng,
     device: &Device,
-) -> (Tensor<5>, Tensor<1, Int>) {
+) -> Result<(Tensor<5>, Tensor<1, Int>)> {
     let (rows, cols) = (data.rows, data.cols);
-    let pixels = rows * cols;
-    let mut values = Vec::with_capacity(indices.len() * pixels);
+    let mut values = Vec::with_capacity(indices.len() * rows * cols);
     for &i in indices {
         values.extend(data.image(i).iter().map(|&p| f32::from(p) / 255.0));
     }
     let labels: Vec<i64> = indices.iter().map(|&i| i64::from(data.labels[i])).collect();
     let b = indices.len();
+    let pixels = Tensor::<4>::from_data(TensorData::new(values, [b, 1, rows, cols]), device);
     let x = match encoding {
-        Encoding::Direct => {
-            Tensor::from_data(TensorData::new(values, [1, b, 1, rows, cols]), device)
-        }
+        Encoding::Direct => pixels.unsqueeze_dim::<5>(0),
         Encoding::Rate { gain } => {
-            use rand::Rng;
-            let mut spikes = Vec::with_capacity(steps * values.len());
-            for _ in 0..steps {
-                spikes.extend(values.iter().map(|&p| {
-                    if rng.random::<f32>() < (p * gain as f32) {
-                        1.0f32
-                    } else {
-                        0.0
-                    }
-                }));
-            }
-            Tensor::from_data(TensorData::new(spikes, [steps, b, 1, rows, cols]), device)
+            let config = RateConfig {
+                gain,
+                ..RateConfig::new(steps)
+            };
+            crate::encode::rate_with_rng::<4, 5, _>(pixels, &config, rng)?
         }
     };
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device);
-    (x, y)
+    Ok((x, y))
 }
 
 /// The loss of a forward pass.
@@ -343,7 +335,7 @@ pub fn evaluate(
     let (mut right, mut loss_sum, mut spikes) = (0usize, 0.0f64, 0.0f64);
     let mut layer_totals = vec![0.0f64; net.layer_names.len()];
     for batch in &batches {
-        let (x, y) = make_batch(data, batch, net.steps, cfg.encoding, &mut rng, device);
+        let (x, y) = make_batch(data, batch, net.steps, cfg.encoding, &mut rng, device)?;
         let out = net.forward(x, None, false)?;
         right += correct(&out.spk, &y);
         loss_sum += loss_of(cfg.loss, out.spk, out.mem, y)?.into_scalar::<f64>();
@@ -470,7 +462,7 @@ pub fn train(
                 cfg.encoding,
                 &mut rng,
                 device,
-            );
+            )?;
             let (loss, ok) = train_step(&mut session, x, y, cfg, lr, epoch, b + 1)?;
             loss_sum += loss;
             right += ok;
