@@ -3,3 +3,4 @@
 pub mod spiking_net;
 
 pub use spiking_net::{parse_arch, SpikingNet, SpikingNetConfig};
+pub mod mmfree;
