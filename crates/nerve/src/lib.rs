@@ -88,6 +88,7 @@ pub mod device;
 pub mod encode;
 pub mod error;
 pub mod fsutil;
+pub mod kernels;
 pub mod layers;
 pub mod loss;
 pub mod metrics;
@@ -96,6 +97,7 @@ pub mod neurons;
 pub mod plot;
 pub mod reference;
 pub mod surrogate;
+pub mod text;
 pub mod train;
 
 pub use error::{Error, Result};

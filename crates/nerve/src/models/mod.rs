@@ -4,3 +4,4 @@ pub mod spiking_net;
 
 pub use spiking_net::{parse_arch, SpikingNet, SpikingNetConfig};
 pub mod mmfree;
+pub mod spikegpt;

@@ -5,7 +5,10 @@
 //! - [`config`]: the published `config.json`;
 //! - [`weights`]: host-memory weights under the published tensor names.
 
+pub mod checkpoint;
 pub mod config;
+pub mod engine;
+pub mod model;
 pub mod weights;
 
 pub use config::MmFreeConfig;

@@ -1,0 +1,4 @@
+//! Hot loops that are the product, each beside a plain reference implementation that tests
+//! compare it with.
+
+pub mod ternary;

@@ -1,0 +1,1 @@
+//! Packed ternary matrix-vector kernels (work in progress).

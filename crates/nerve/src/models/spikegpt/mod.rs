@@ -1,0 +1,1 @@
+//! SpikeGPT (work in progress).

@@ -1,0 +1,1 @@
+//! Text corpora, tokenizers and sampling for the language models.
