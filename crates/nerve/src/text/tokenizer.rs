@@ -1,0 +1,326 @@
+//! Tokenizers: a character vocabulary built from a corpus, or any Hugging Face `tokenizer.json`
+//! (through the `tokenizers` crate). Both are stored in a model directory beside its weights.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// File name of a character vocabulary in a model directory.
+pub const CHARS_FILE: &str = "chars.json";
+/// File name of a Hugging Face tokenizer in a model directory.
+pub const HF_FILE: &str = "tokenizer.json";
+/// File name of a SentencePiece model, which this crate does not read directly.
+pub const SENTENCEPIECE_FILE: &str = "tokenizer.model";
+
+/// The on-disk form of a character vocabulary.
+#[derive(Serialize, Deserialize)]
+struct CharsFile {
+    format: String,
+    chars: Vec<char>,
+}
+
+const CHARS_FORMAT: &str = "nerve-chars-v1";
+
+/// Maps text to token ids and back.
+pub enum Tokenizer {
+    /// One token per Unicode character of a fixed alphabet (sorted), as char-level models use.
+    Chars {
+        /// The alphabet; token id = index.
+        chars: Vec<char>,
+        /// Reverse lookup.
+        index: HashMap<char, u32>,
+    },
+    /// A Hugging Face tokenizer (BPE, WordPiece, Unigram, ...) read from `tokenizer.json`.
+    HuggingFace(Box<tokenizers::Tokenizer>),
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({} tokens)", self.describe(), self.vocab_size())
+    }
+}
+
+impl Tokenizer {
+    /// A character tokenizer whose alphabet is every distinct character of `text`.
+    pub fn chars_from_text(text: &str) -> Result<Self> {
+        let mut chars: Vec<char> = text.chars().collect();
+        chars.sort_unstable();
+        chars.dedup();
+        if chars.is_empty() {
+            return Err(Error::invalid(
+                "text",
+                "is empty; no characters to build a vocabulary",
+            ));
+        }
+        Ok(Self::from_chars(chars))
+    }
+
+    fn from_chars(chars: Vec<char>) -> Self {
+        let index = chars
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (c, i as u32))
+            .collect();
+        Tokenizer::Chars { chars, index }
+    }
+
+    /// Reads a Hugging Face `tokenizer.json`.
+    pub fn from_hf_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            ));
+        }
+        let tok = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| Error::format(path, format!("not a Hugging Face tokenizer.json: {e}")))?;
+        Ok(Tokenizer::HuggingFace(Box::new(tok)))
+    }
+
+    /// Loads the tokenizer stored in a model directory: `tokenizer.json`, else `chars.json`.
+    /// A directory holding only a SentencePiece `tokenizer.model` gets an error explaining how
+    /// to convert it.
+    pub fn load_dir(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let hf = dir.join(HF_FILE);
+        if hf.exists() {
+            return Self::from_hf_file(hf);
+        }
+        let chars = dir.join(CHARS_FILE);
+        if chars.exists() {
+            return Self::load_chars(&chars);
+        }
+        if dir.join(SENTENCEPIECE_FILE).exists() {
+            return Err(Error::format(
+                dir.join(SENTENCEPIECE_FILE),
+                format!(
+                    "a SentencePiece model is not read directly; convert it once to {HF_FILE} with \
+                     Python: `pip install transformers sentencepiece protobuf && python -c \
+                     \"from transformers import AutoTokenizer; \
+                     AutoTokenizer.from_pretrained('{d}').save_pretrained('{d}')\"` \
+                     (this writes {d}/{HF_FILE})",
+                    d = dir.display()
+                ),
+            ));
+        }
+        Err(Error::format(
+            dir,
+            format!("no tokenizer: expected {HF_FILE} or {CHARS_FILE} in the model directory"),
+        ))
+    }
+
+    fn load_chars(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let file: CharsFile = serde_json::from_str(&text)
+            .map_err(|e| Error::format(path, format!("not a character vocabulary: {e}")))?;
+        if file.format != CHARS_FORMAT {
+            return Err(Error::format(
+                path,
+                format!("format '{}', expected '{CHARS_FORMAT}'", file.format),
+            ));
+        }
+        let mut sorted = file.chars.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != file.chars.len() || file.chars.is_empty() {
+            return Err(Error::format(
+                path,
+                "the alphabet is empty or repeats a character",
+            ));
+        }
+        Ok(Self::from_chars(file.chars))
+    }
+
+    /// Writes this tokenizer into a model directory (`chars.json` or `tokenizer.json`);
+    /// returns the file written.
+    pub fn save_dir(&self, dir: impl AsRef<Path>) -> Result<PathBuf> {
+        let dir = dir.as_ref();
+        match self {
+            Tokenizer::Chars { chars, .. } => {
+                let path = dir.join(CHARS_FILE);
+                let file = CharsFile {
+                    format: CHARS_FORMAT.into(),
+                    chars: chars.clone(),
+                };
+                let text = serde_json::to_string(&file).expect("alphabet serialises");
+                crate::fsutil::write_atomic(&path, text.as_bytes())?;
+                Ok(path)
+            }
+            Tokenizer::HuggingFace(tok) => {
+                let path = dir.join(HF_FILE);
+                let text = tok.to_string(false).map_err(|e| {
+                    Error::format(&path, format!("cannot serialise tokenizer: {e}"))
+                })?;
+                crate::fsutil::write_atomic(&path, text.as_bytes())?;
+                Ok(path)
+            }
+        }
+    }
+
+    /// Number of token ids.
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Tokenizer::Chars { chars, .. } => chars.len(),
+            Tokenizer::HuggingFace(tok) => tok.get_vocab_size(true),
+        }
+    }
+
+    /// A short description for reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Tokenizer::Chars { chars, .. } => format!("characters ({} symbols)", chars.len()),
+            Tokenizer::HuggingFace(tok) => {
+                format!(
+                    "Hugging Face tokenizer ({} tokens)",
+                    tok.get_vocab_size(true)
+                )
+            }
+        }
+    }
+
+    /// Token ids of `text` (no special tokens added); a character outside a character
+    /// vocabulary is an error naming it.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        match self {
+            Tokenizer::Chars { index, .. } => text
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    index.get(&c).copied().ok_or_else(|| {
+                        Error::invalid(
+                            "text",
+                            format!(
+                                "character {c:?} at position {i} is not in the model's vocabulary"
+                            ),
+                        )
+                    })
+                })
+                .collect(),
+            Tokenizer::HuggingFace(tok) => tok
+                .encode(text, false)
+                .map(|e| e.get_ids().to_vec())
+                .map_err(|e| Error::invalid("text", format!("tokenizer failed: {e}"))),
+        }
+    }
+
+    /// The text of `ids`; an id outside the vocabulary is an error.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        match self {
+            Tokenizer::Chars { chars, .. } => ids
+                .iter()
+                .map(|&id| {
+                    chars.get(id as usize).copied().ok_or_else(|| {
+                        Error::invalid(
+                            "token id",
+                            format!("{id} is outside the vocabulary of {}", chars.len()),
+                        )
+                    })
+                })
+                .collect(),
+            Tokenizer::HuggingFace(tok) => tok
+                .decode(ids, false)
+                .map_err(|e| Error::invalid("token ids", format!("tokenizer failed: {e}"))),
+        }
+    }
+}
+
+/// Decodes a growing token sequence and hands out only the new text, so generation can be
+/// printed as it streams even when one character spans several tokens.
+pub struct StreamDecoder<'a> {
+    tokenizer: &'a Tokenizer,
+    ids: Vec<u32>,
+    printed: usize,
+}
+
+impl<'a> StreamDecoder<'a> {
+    /// A decoder for output that follows the prompt (whose tokens are not printed).
+    pub fn new(tokenizer: &'a Tokenizer) -> Self {
+        Self {
+            tokenizer,
+            ids: Vec::new(),
+            printed: 0,
+        }
+    }
+
+    /// Adds one token; returns the text that became final.
+    pub fn push(&mut self, id: u32) -> Result<String> {
+        self.ids.push(id);
+        let text = self.tokenizer.decode(&self.ids)?;
+        // An incomplete multi-byte character decodes to U+FFFD at the end; wait for the rest.
+        if text.ends_with('\u{FFFD}') || text.len() < self.printed {
+            return Ok(String::new());
+        }
+        let new = text[self.printed..].to_string();
+        self.printed = text.len();
+        Ok(new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chars_round_trip_and_reject_unknown_characters() {
+        let tok = Tokenizer::chars_from_text("hello world").unwrap();
+        assert_eq!(tok.vocab_size(), 8);
+        let ids = tok.encode("low").unwrap();
+        assert_eq!(tok.decode(&ids).unwrap(), "low");
+        let err = tok.encode("lox").unwrap_err().to_string();
+        assert!(err.contains("'x'") && err.contains("position 2"), "{err}");
+        assert!(tok.decode(&[99]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        tok.save_dir(dir.path()).unwrap();
+        let back = Tokenizer::load_dir(dir.path()).unwrap();
+        assert_eq!(back.encode("hello").unwrap(), tok.encode("hello").unwrap());
+    }
+
+    #[test]
+    fn sentencepiece_only_directory_explains_the_conversion() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SENTENCEPIECE_FILE), b"\x0a\x03abc").unwrap();
+        let err = Tokenizer::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("save_pretrained") && err.contains("tokenizer.json"),
+            "{err}"
+        );
+        let empty = tempfile::tempdir().unwrap();
+        let err = Tokenizer::load_dir(empty.path()).unwrap_err().to_string();
+        assert!(err.contains("no tokenizer"), "{err}");
+    }
+
+    #[test]
+    fn hugging_face_tokenizer_json_loads_and_round_trips() {
+        // A minimal WordLevel tokenizer in the tokenizer.json format.
+        let json = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+            "normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,
+            "decoder":null,"model":{"type":"WordLevel","vocab":{"[UNK]":0,"to":1,"be":2,"or":3,"not":4},
+            "unk_token":"[UNK]"}}"#;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(HF_FILE), json).unwrap();
+        let tok = Tokenizer::load_dir(dir.path()).unwrap();
+        assert_eq!(tok.vocab_size(), 5);
+        assert_eq!(
+            tok.encode("to be or not to be").unwrap(),
+            [1, 2, 3, 4, 1, 2]
+        );
+        std::fs::write(dir.path().join(HF_FILE), "{ not json").unwrap();
+        let err = Tokenizer::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("tokenizer.json"), "{err}");
+    }
+
+    #[test]
+    fn stream_decoder_prints_each_new_piece_once() {
+        let tok = Tokenizer::chars_from_text("abc").unwrap();
+        let mut s = StreamDecoder::new(&tok);
+        let out: String = [0u32, 1, 2, 0]
+            .iter()
+            .map(|&i| s.push(i).unwrap())
+            .collect();
+        assert_eq!(out, "abca");
+    }
+}
