@@ -141,6 +141,14 @@ pub fn load_dir(dir: &Path) -> Result<MmFreeWeights> {
                 Error::io(path, e)
             }
         })?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if len < 8 {
+            // Mapping an empty file fails with an OS error that would not say what is wrong.
+            return Err(ckpt(
+                path,
+                format!("not a valid safetensors file (truncated or corrupt): {len} bytes"),
+            ));
+        }
         // SAFETY: the map is only read while this function runs; like every mmap-based
         // loader, we accept that another process truncating the file meanwhile is undefined.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
