@@ -481,7 +481,9 @@ fn checkpoint_round_trip_uses_the_released_names_and_keeps_the_logits() {
 }
 
 /// Times one training step at the size used for tiny Shakespeare, and the WKV forms. Run with
-/// `cargo test -p nerve --test spikegpt -- --ignored --nocapture timing`.
+/// `cargo test -p nerve --test spikegpt -- --ignored --nocapture timing` (sizes from `SG_B`,
+/// `SG_T`, `SG_D`, `SG_L`; `WKV_CHUNK` picks the model's WKV form, `WKV_CHUNKS` the forms timed
+/// alone).
 #[test]
 #[ignore]
 fn timing_of_a_training_step() {
@@ -493,7 +495,7 @@ fn timing_of_a_training_step() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(default)
     };
-    let (b, t, d) = (env("SG_B", 16), env("SG_T", 128), 256);
+    let (b, t, d) = (env("SG_B", 16), env("SG_T", 128), env("SG_D", 256));
 
     // The WKV alone, forward + backward, for several chunk lengths and the recurrent loop.
     let w = Tensor::<1>::random([d], Distribution::Normal(0.0, 1.0), &device)
@@ -532,7 +534,7 @@ fn timing_of_a_training_step() {
     let _ = k.grad(&g).unwrap().into_data();
     println!("lif run: {:.3} s", start.elapsed().as_secs_f64());
 
-    let mut cfg = SpikeGptConfig::new(65, d, 4);
+    let mut cfg = SpikeGptConfig::new(65, d, env("SG_L", 4));
     cfg.wkv_chunk = env("WKV_CHUNK", cfg.wkv_chunk);
     let model = SpikeGpt::init(&cfg, &device);
     let x = random_tokens(b, t, 65, 1, &device);
