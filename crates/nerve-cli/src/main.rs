@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod lm_cmd;
 mod reference_check;
 mod train_cmd;
 
@@ -25,6 +26,11 @@ enum Command {
     Train(Box<train_cmd::TrainArgs>),
     /// Evaluate a checkpoint on a test set.
     Eval(train_cmd::EvalArgs),
+    /// Language models: train, generate, evaluate (MatMul-free LM and SpikeGPT).
+    Lm {
+        #[command(subcommand)]
+        command: lm_cmd::LmCommand,
+    },
     /// Replay every case of a nerve-reference-v1 file and compare with Nerve.
     ReferenceCheck {
         /// The reference file (e.g. ../shared/reference/snntorch-reference.json).
@@ -37,6 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => train_cmd::train(*args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => train_cmd::eval(args).map(|()| ExitCode::SUCCESS),
+        Command::Lm { command } => lm_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::ReferenceCheck { file } => reference_check::run(&file),
     };
     match result {

@@ -3,5 +3,7 @@
 pub mod spiking_net;
 
 pub use spiking_net::{parse_arch, SpikingNet, SpikingNetConfig};
+pub mod generate;
+pub mod lm;
 pub mod mmfree;
 pub mod spikegpt;

@@ -2,5 +2,6 @@
 
 pub mod checkpoint;
 pub mod history;
+pub mod lm;
 pub mod schedule;
 pub mod trainer;

@@ -1,0 +1,247 @@
+//! End-to-end tests of `nerve lm train | generate | eval` on a tiny text written by the test.
+//! Every failure must be one `error: ...` line naming what is at fault.
+
+use std::path::Path;
+use std::process::Output;
+
+mod common;
+use common::*;
+
+/// A few lines of verse, long enough for windows of 16 characters and a held-out tail.
+const TEXT: &str = "Shall I compare thee to a summer's day?\n\
+Thou art more lovely and more temperate:\n\
+Rough winds do shake the darling buds of May,\n\
+And summer's lease hath all too short a date;\n\
+Sometime too hot the eye of heaven shines,\n\
+And often is his gold complexion dimm'd;\n";
+
+/// Options that keep a language-model run to about a second even in a debug build.
+const TINY: [&str; 18] = [
+    "--d-model",
+    "16",
+    "--layers",
+    "1",
+    "--seq-len",
+    "16",
+    "--batch-size",
+    "4",
+    "--steps",
+    "6",
+    "--warmup",
+    "2",
+    "--eval-every",
+    "3",
+    "--eval-tokens",
+    "64",
+    "--sample-tokens",
+    "20",
+];
+
+fn lm_train(cwd: &Path, arch: &str, out: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "lm", "train", "--arch", arch, "--text", "text.txt", "--out", out,
+    ];
+    args.extend(TINY);
+    args.extend(extra);
+    nerve(cwd, &args)
+}
+
+fn setup(test: &str) -> Scratch {
+    let s = Scratch::new(test);
+    write(&s.join("text.txt"), TEXT.as_bytes());
+    s
+}
+
+fn bits_per_char(stdout: &str) -> f64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("bits per character:"))
+        .unwrap_or_else(|| panic!("no 'bits per character' line in\n{stdout}"));
+    line.rsplit(' ').next().unwrap().parse().expect("a number")
+}
+
+#[test]
+fn mmfree_trains_generates_with_every_engine_evaluates_and_resumes() {
+    let s = setup("lm-mmfree");
+    let out = expect_success(&lm_train(s.path(), "mmfree", "m", &[]));
+    assert!(
+        out.contains("held-out:") && out.contains("bits/char"),
+        "{out}"
+    );
+    assert!(out.contains("--- sample"), "{out}");
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "model.optim.bpk",
+        "chars.json",
+        "history.json",
+        "curves.png",
+    ] {
+        assert!(s.join("m").join(f).exists(), "{f} missing");
+    }
+    let config = String::from_utf8(read(&s.join("m/config.json"))).unwrap();
+    assert!(config.contains("\"model_type\": \"hgrn_bit\""), "{config}");
+
+    let mut outputs = Vec::new();
+    for engine in ["packed", "reference", "burn"] {
+        let out = expect_success(&nerve(
+            s.path(),
+            &[
+                "lm",
+                "generate",
+                "--model",
+                "m",
+                "--prompt",
+                "Thou ",
+                "--max-tokens",
+                "12",
+                "--temperature",
+                "0",
+                "--engine",
+                engine,
+            ],
+        ));
+        assert!(out.starts_with("Thou "), "{out}");
+        assert_eq!(
+            out.trim_end_matches('\n').chars().count(),
+            5 + 12,
+            "{engine}: {out:?}"
+        );
+        outputs.push(out);
+    }
+    // Greedy decoding through three implementations of the same ternary model.
+    assert_eq!(
+        outputs[0], outputs[1],
+        "packed and reference engines disagree"
+    );
+    assert_eq!(
+        outputs[1], outputs[2],
+        "reference engine and Burn model disagree"
+    );
+
+    let eval = expect_success(&nerve(
+        s.path(),
+        &[
+            "lm", "eval", "--model", "m", "--text", "text.txt", "--window", "16",
+        ],
+    ));
+    let bpc = bits_per_char(&eval);
+    assert!(bpc > 0.5 && bpc < 8.0, "{eval}");
+    assert!(eval.contains("nats/token"), "{eval}");
+
+    let before = read(&s.join("m/history.json"));
+    let out = expect_success(&lm_train(
+        s.path(),
+        "mmfree",
+        "m",
+        &["--resume", "--steps", "9"],
+    ));
+    assert!(out.contains("steps 6..9"), "{out}");
+    let history: serde_json::Value =
+        serde_json::from_slice(&read(&s.join("m/history.json"))).unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 9);
+    assert_ne!(before, read(&s.join("m/history.json")));
+}
+
+#[test]
+fn spikegpt_trains_generates_and_evaluates() {
+    let s = setup("lm-spikegpt");
+    let out = expect_success(&lm_train(s.path(), "spikegpt", "g", &[]));
+    assert!(
+        out.contains("held-out:") && out.contains("--- sample"),
+        "{out}"
+    );
+    let config = String::from_utf8(read(&s.join("g/config.json"))).unwrap();
+    assert!(config.contains("spikegpt"), "{config}");
+    let out = expect_success(&nerve(
+        s.path(),
+        &[
+            "lm",
+            "generate",
+            "--model",
+            "g",
+            "--prompt",
+            "And ",
+            "--max-tokens",
+            "10",
+            "--seed",
+            "3",
+        ],
+    ));
+    assert!(out.starts_with("And "), "{out}");
+    let eval = expect_success(&nerve(
+        s.path(),
+        &[
+            "lm",
+            "eval",
+            "--model",
+            "g",
+            "--text",
+            "text.txt",
+            "--held-out-only",
+        ],
+    ));
+    assert!(bits_per_char(&eval) > 0.5, "{eval}");
+}
+
+#[test]
+fn lm_errors_name_what_is_wrong_and_keep_earlier_files() {
+    let s = setup("lm-errors");
+    expect_error(
+        &nerve(s.path(), &["lm", "train", "--text", "missing.txt"]),
+        &["missing.txt"],
+    );
+    expect_error(
+        &lm_train(s.path(), "transformer", "x", &[]),
+        &["arch", "transformer"],
+    );
+    expect_error(&lm_train(s.path(), "mmfree", "x", &["--lr", "0"]), &["lr"]);
+    write(&s.join("bad.txt"), &[0x66, 0xff, 0xfe]);
+    expect_error(
+        &nerve(
+            s.path(),
+            &["lm", "train", "--text", "bad.txt", "--out", "x"],
+        ),
+        &["bad.txt", "UTF-8"],
+    );
+
+    expect_success(&lm_train(s.path(), "mmfree", "m", &[]));
+    let before = snapshot(&s.join("m"));
+    expect_error(
+        &lm_train(s.path(), "mmfree", "m", &[]),
+        &["already holds a model", "--resume"],
+    );
+    expect_error(
+        &lm_train(s.path(), "spikegpt", "m", &["--resume"]),
+        &["resume", "MmFree"],
+    );
+    assert_unchanged(&s.join("m"), &before);
+
+    // A character the model never saw, a model directory without config, a SentencePiece-only one.
+    expect_error(
+        &nerve(
+            s.path(),
+            &["lm", "generate", "--model", "m", "--prompt", "#"],
+        ),
+        &["'#'", "vocabulary"],
+    );
+    std::fs::create_dir_all(s.join("empty")).unwrap();
+    expect_error(
+        &nerve(s.path(), &["lm", "generate", "--model", "empty"]),
+        &["empty"],
+    );
+    std::fs::create_dir_all(s.join("sp")).unwrap();
+    std::fs::copy(s.join("m/config.json"), s.join("sp/config.json")).unwrap();
+    write(&s.join("sp/tokenizer.model"), b"\x0a\x01x");
+    expect_error(
+        &nerve(s.path(), &["lm", "generate", "--model", "sp"]),
+        &["tokenizer.model", "tokenizer.json"],
+    );
+    expect_error(
+        &nerve(
+            s.path(),
+            &["lm", "generate", "--model", "m", "--top-p", "2"],
+        ),
+        &["top-p"],
+    );
+}
