@@ -83,7 +83,8 @@ pub struct TrainArgs {
     /// Steps between held-out evaluations.
     #[arg(long, default_value_t = 250)]
     eval_every: usize,
-    /// Held-out tokens scored at periodic evaluations (the final one scores all).
+    /// Held-out tokens scored at periodic evaluations, in windows spread over the held-out text
+    /// (the final evaluation scores all of it).
     #[arg(long, default_value_t = 16384)]
     eval_tokens: usize,
     /// Steps between checkpoints (besides those at evaluations).

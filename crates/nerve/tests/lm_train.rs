@@ -89,6 +89,18 @@ fn resume_matches_unbroken(arch: LmArch) {
     // One token per character: bits per character is nats per token over ln 2.
     assert!((a.bits_per_char - a.nats_per_token / std::f64::consts::LN_2).abs() < 1e-9);
     assert_eq!(a.tokens, corpus.held_out.len() - 1);
+    // A limited evaluation scores about that many tokens, spread over the text.
+    let part = evaluate_tokens(
+        &unbroken.model.valid(),
+        &corpus.held_out,
+        corpus.held_out_chars,
+        8,
+        4,
+        Some(12),
+        &Device::flex(),
+    )
+    .unwrap();
+    assert!(part.tokens >= 12 && part.tokens < 12 + 8, "{}", part.tokens);
 }
 
 #[test]

@@ -372,8 +372,8 @@ fn write_curves(dir: &Path, history: &[LmRecord]) -> Result<()> {
 
 /// Scores `tokens` (a contiguous text of `chars` characters) with overlapping windows: each
 /// window of `window` tokens scores only its second half (the first window scores all), so
-/// every scored token sees at least `window / 2` tokens of context. `limit` scores only a
-/// prefix of about that many tokens.
+/// every scored token sees at least `window / 2` tokens of context. `limit` scores about that
+/// many tokens, in windows spread evenly over the text.
 pub fn evaluate_tokens(
     model: &LanguageModel,
     tokens: &[u32],
@@ -386,10 +386,6 @@ pub fn evaluate_tokens(
     // Characters per token of the whole text: bits per character divides by the characters
     // that the scored tokens cover (exactly one per token for a character model).
     let chars_per_token = chars as f64 / tokens.len().max(1) as f64;
-    let tokens = match limit {
-        Some(l) if l + 1 < tokens.len() => &tokens[..l + 1],
-        _ => tokens,
-    };
     if tokens.len() < 2 {
         return Err(Error::invalid("evaluation text", "needs at least 2 tokens"));
     }
@@ -403,6 +399,18 @@ pub fn evaluate_tokens(
         let start = end - window;
         spans.push((start, scored_to - start));
         scored_to = end;
+    }
+    if let Some(limit) = limit {
+        // Evenly spread windows represent the whole text; a prefix would not (a play's opening
+        // scene is not its average).
+        let per_span = stride.max(1);
+        let wanted = limit.div_ceil(per_span).max(1);
+        if wanted < spans.len() {
+            let every = spans.len() as f64 / wanted as f64;
+            spans = (0..wanted)
+                .map(|i| spans[(i as f64 * every) as usize])
+                .collect();
+        }
     }
     let (mut nats, mut count) = (0.0f64, 0usize);
     for group in spans.chunks(batch.max(1)) {
