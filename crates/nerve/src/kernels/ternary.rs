@@ -671,25 +671,6 @@ impl TernaryMatrix {
         }
     }
 
-    /// Asks the CPU to start loading the first `bytes` of the packed weights into L2, so that
-    /// a GEMV that starts later finds them there (a no-op without AVX-512).
-    pub fn prefetch(&self, bytes: usize) {
-        #[cfg(target_arch = "x86_64")]
-        if Kernel::Avx512.is_supported() {
-            let lines = self.lines();
-            let n = bytes.div_ceil(64).min(lines.len());
-            // SAFETY: SSE is baseline on x86-64; the addresses are inside `lines`.
-            unsafe {
-                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-                for line in &lines[..n] {
-                    _mm_prefetch::<_MM_HINT_T1>(line as *const Line as *const i8);
-                }
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = bytes;
-    }
-
     /// Computes the rows of `ys`, which are those of bands `first..end`.
     fn band_range(
         &self,

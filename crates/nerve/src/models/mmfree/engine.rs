@@ -396,10 +396,6 @@ fn build_packed<'a>(
     Ok(model.map(|k| mats[k].take().expect("each packed matrix is used once")))
 }
 
-/// Bytes of the next matrix to prefetch before the float work between two GEMVs; that work
-/// takes about as long as streaming this much.
-const PREFETCH_NEXT: usize = 96 << 10;
-
 /// Per-token buffers of [`MmFreeEngine`], allocated once.
 #[derive(Debug, Clone)]
 struct Scratch {
@@ -594,8 +590,7 @@ impl MmFreeEngine {
         } = self;
         let (d, inter, eps) = (m.config.hidden_size, m.config.intermediate(), m.eps);
         s.x.copy_from_slice(&m.embeddings[t * d..(t + 1) * d]);
-        for (l, (layer, h)) in m.layers.iter().zip(state.iter_mut()).enumerate() {
-            let next = m.layers.get(l + 1);
+        for (layer, h) in m.layers.iter().zip(state.iter_mut()) {
             // Token mixer (MLGRU): the i, f and g projections share their input.
             rms_norm(&s.x, &layer.attn_norm, eps, &mut s.xa);
             let [a_i, a_f, a_g] = &mut s.act;
@@ -614,8 +609,6 @@ impl MmFreeEngine {
                     || rayon::join(|| layer.f.w.gemv(a_f, acc_f), || layer.g.w.gemv(a_g, acc_g)),
                 );
             }
-            // The float work below leaves the memory bus idle: start loading the next matrix.
-            layer.o.w.prefetch(PREFETCH_NEXT);
             // Zipped slices and one loop per case, so that the loops vectorise.
             let (acc_i, rest) = s.acc.split_at(d);
             let (acc_f, rest) = rest.split_at(d);
@@ -644,7 +637,6 @@ impl MmFreeEngine {
             let inv = inv_rms(&s.o_in, eps);
             let k_o = quantize_input(&layer.o, &s.o_in, inv, &mut s.xn, &mut s.act[0]);
             layer.o.w.gemv(&s.act[0], &mut s.acc[..d]);
-            layer.gate.w.prefetch(PREFETCH_NEXT);
             for (x, a) in s.x.iter_mut().zip(&s.acc[..d]) {
                 *x += *a as f32 * k_o;
             }
@@ -654,7 +646,6 @@ impl MmFreeEngine {
             let inv = inv_rms(&s.xa, eps);
             let k_gate = quantize_input(&layer.gate, &s.xa, inv, &mut s.xn, &mut s.act[0]);
             layer.gate.w.gemv(&s.act[0], &mut s.acc[..2 * inter]);
-            layer.down.w.prefetch(PREFETCH_NEXT);
             let (a, b) = s.acc[..2 * inter].split_at(inter);
             for ((out, a), b) in s.glu.iter_mut().zip(a).zip(b) {
                 *out = silu(*a as f32 * k_gate) * (*b as f32 * k_gate);
@@ -662,14 +653,6 @@ impl MmFreeEngine {
             let inv = inv_rms(&s.glu, eps);
             let k_down = quantize_input(&layer.down, &s.glu, inv, &mut s.xn, &mut s.act_down);
             layer.down.w.gemv(&s.act_down, &mut s.acc[..d]);
-            match next {
-                Some(next) => {
-                    next.i.w.prefetch(PREFETCH_NEXT / 3);
-                    next.f.w.prefetch(PREFETCH_NEXT / 3);
-                    next.g.w.prefetch(PREFETCH_NEXT / 3);
-                }
-                None => m.lm_head.w.prefetch(PREFETCH_NEXT),
-            }
             for (x, a) in s.x.iter_mut().zip(&s.acc[..d]) {
                 *x += *a as f32 * k_down;
             }
