@@ -153,6 +153,35 @@ struct Layer<M> {
     down: Linear<M>,
 }
 
+impl<M> Layer<M> {
+    /// Asks the CPU to load the layer's norm weights and lower bounds into L2.
+    fn prefetch_vectors(&self) {
+        let lin = [&self.i, &self.f, &self.g, &self.o, &self.gate, &self.down];
+        for v in [&self.attn_norm, &self.g_norm, &self.mlp_norm]
+            .into_iter()
+            .chain(lin.map(|l| &l.norm))
+            .chain(self.gamma.as_ref())
+        {
+            prefetch_l2(v);
+        }
+    }
+}
+
+/// Asks the CPU to load `v` into L2 (a hint; nothing on other architectures).
+fn prefetch_l2(v: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in v.chunks(16) {
+        // SAFETY: SSE is part of x86-64; the address is inside `v`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                line.as_ptr() as *const i8
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
 /// The parameters of a model whose BitLinear matrices are of type `M`.
 #[derive(Debug, Clone)]
 struct Model<M> {
@@ -590,7 +619,13 @@ impl MmFreeEngine {
         } = self;
         let (d, inter, eps) = (m.config.hidden_size, m.config.intermediate(), m.eps);
         s.x.copy_from_slice(&m.embeddings[t * d..(t + 1) * d]);
-        for (layer, h) in m.layers.iter().zip(state.iter_mut()) {
+        for (l, (layer, h)) in m.layers.iter().zip(state.iter_mut()).enumerate() {
+            // The packed weights streamed since this layer's vectors were last read (a token
+            // ago) have pushed them out of cache; ask for the next layer's now so they arrive
+            // while this layer's GEMVs run.
+            if let Some(next) = m.layers.get(l + 1) {
+                next.prefetch_vectors();
+            }
             // Token mixer (MLGRU): the i, f and g projections share their input.
             rms_norm(&s.x, &layer.attn_norm, eps, &mut s.xa);
             let [a_i, a_f, a_g] = &mut s.act;
