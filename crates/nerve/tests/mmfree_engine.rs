@@ -77,6 +77,21 @@ fn random_builds_the_same_engine_as_random_weights() {
 }
 
 #[test]
+fn a_clone_forks_generation_and_engines_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<MmFreeEngine>();
+    send_sync::<ReferenceEngine>();
+    // A clone shares the packed weights and copies the state: both continue alike.
+    let mut a = MmFreeEngine::random(MmFreeConfig::new(40, 32, 2), 3).unwrap();
+    a.step(1).unwrap();
+    let mut b = a.clone();
+    let la = a.step(2).unwrap().to_vec();
+    let lb = b.step(2).unwrap().to_vec();
+    assert_eq!(la, lb);
+    assert_ne!(a.step(3).unwrap(), b.step(4).unwrap());
+}
+
+#[test]
 fn reset_and_set_state_replay_logits_exactly() {
     let cfg = MmFreeConfig::new(50, 64, 2);
     let w = varied_weights(cfg, 3);
