@@ -4,10 +4,9 @@
 //! `error: ...`, naming the file, directory, architecture or value at fault; and a failed
 //! run must leave the files of an earlier run byte-identical.
 
-use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use nerve::data::idx::{encode_idx, IdxArray};
 

@@ -287,7 +287,7 @@ pub fn train_lm(
             eval_bpc: None,
         };
         let last = session.step == cfg.steps || out_of_time(&started);
-        let eval_now = last || (cfg.eval_every > 0 && session.step % cfg.eval_every == 0);
+        let eval_now = last || (cfg.eval_every > 0 && session.step.is_multiple_of(cfg.eval_every));
         if eval_now {
             let limit = if last { None } else { Some(cfg.eval_tokens) };
             let eval = evaluate_tokens(
@@ -308,8 +308,8 @@ pub fn train_lm(
         }
         session.history.push(record.clone());
         on_event(LmEvent::Step(record));
-        let save_now =
-            eval_now || (cfg.checkpoint_every > 0 && session.step % cfg.checkpoint_every == 0);
+        let save_now = eval_now
+            || (cfg.checkpoint_every > 0 && session.step.is_multiple_of(cfg.checkpoint_every));
         if save_now {
             save_session(&session, cfg, dir)?;
             on_event(LmEvent::Saved { step: session.step });
