@@ -1,5 +1,6 @@
 #![warn(missing_docs)]
-//! Nerve: spiking neural networks on [Burn](https://burn.dev), after snnTorch.
+//! Nerve: spiking neural networks on [Burn](https://burn.dev), after snnTorch, and two
+//! language models that run on a CPU: the MatMul-free LM and SpikeGPT.
 //!
 //! Tensors are time-first, `[T, B, ...]`, as in snnTorch. The building blocks:
 //!
@@ -15,6 +16,10 @@
 //!   `12C5-MP2-64C5-MP2-FC10`;
 //! - [`train`]: a BPTT/TBPTT trainer with atomic safetensors checkpoints and exact resume;
 //! - [`data`], [`plot`]: MNIST-style IDX data sets (an MNIST subset is embedded) and PNG plots;
+//! - [`models::mmfree`], [`models::spikegpt`], [`models::lm`]: the MatMul-free LM (ternary
+//!   BitLinear, MLGRU, GLU; Hugging Face checkpoints; a packed ternary engine that generates
+//!   with additions only) and SpikeGPT (spiking RWKV), trained by [`train::lm`] on text from
+//!   [`text`] (tokenizers, corpora, sampling); [`kernels`] holds the packed ternary GEMV;
 //! - [`reference`](mod@reference): replays vectors recorded from snnTorch and compares Nerve with them;
 //! - [`device`]: picks the backend by name: Burn's pure-Rust `flex` CPU backend (the default),
 //!   or `wgpu` / `cuda` in builds with those cargo features.
@@ -79,6 +84,38 @@
 //! let grads = loss.backward();
 //! let weight_grad = fc.linear.weight.grad(&grads).expect("the weights get a gradient");
 //! assert_eq!(weight_grad.dims(), [784, 10]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # A MatMul-free language model, three ways
+//!
+//! The trainable Burn model, the packed ternary engine (additions only) and its float
+//! reference compute the same logits from the same weights:
+//!
+//! ```
+//! use burn::tensor::{Device, Int, Tensor, TensorData};
+//! use nerve::models::mmfree::{MmFreeConfig, MmFreeEngine, MmFreeLm, MmFreeWeights};
+//!
+//! # fn main() -> nerve::Result<()> {
+//! // Vocabulary 40, width 32, 2 blocks, initialised as the released code does.
+//! let weights = MmFreeWeights::random(MmFreeConfig::new(40, 32, 2), 7)?;
+//!
+//! // Parallel mode (training): logits [B = 1, T = 3, V = 40].
+//! let device = Device::flex();
+//! let model = MmFreeLm::from_weights(&weights, &device)?;
+//! let tokens = Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 9, 2], [1, 3]), &device);
+//! let parallel: Vec<f32> = model.forward(tokens).into_data().iter::<f32>().collect();
+//!
+//! // Recurrent mode on packed ternary weights: one token at a time, constant memory.
+//! let mut engine = MmFreeEngine::new(&weights)?;
+//! for (t, token) in [5u32, 9, 2].into_iter().enumerate() {
+//!     let logits = engine.step(token)?;
+//!     let burn = &parallel[t * 40..(t + 1) * 40];
+//!     let scale = burn.iter().fold(0f32, |m, v| m.max(v.abs()));
+//!     let worst = logits.iter().zip(burn).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+//!     assert!(worst <= 1e-3 * scale);
+//! }
 //! # Ok(())
 //! # }
 //! ```
