@@ -292,7 +292,13 @@ fn train(args: TrainArgs) -> Result<()> {
             LanguageModel::MmFree(m) => Box::new(MmFreeEngine::new(&m.to_weights())?),
             LanguageModel::SpikeGpt(_) => Box::new(BurnStepper::new(model, device.clone())),
         };
-        let prompt = tokenizer.encode("\n").unwrap_or_else(|_| vec![0]);
+        // A newline starts a char model's sample; a word tokenizer may have no token for it,
+        // so fall back to the first token of the text.
+        let prompt = tokenizer
+            .encode("\n")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| vec![corpus.train.first().copied().unwrap_or(0)]);
         let sample = SampleArgs {
             temperature: 0.8,
             top_k: 0,

@@ -245,3 +245,81 @@ fn lm_errors_name_what_is_wrong_and_keep_earlier_files() {
         &["top-p"],
     );
 }
+
+/// A Hugging Face WordLevel `tokenizer.json` over the words and punctuation of `TEXT`.
+fn word_tokenizer_json() -> String {
+    let mut words: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut kind = None;
+    for c in TEXT.chars().chain(std::iter::once(' ')) {
+        let k = if c.is_whitespace() {
+            None
+        } else {
+            Some(c.is_alphanumeric() || c == '_')
+        };
+        if k != kind && !cur.is_empty() {
+            words.push(std::mem::take(&mut cur));
+        }
+        if k.is_some() {
+            cur.push(c);
+        }
+        kind = k;
+    }
+    words.sort();
+    words.dedup();
+    let vocab: Vec<String> = std::iter::once("[UNK]".to_string())
+        .chain(words)
+        .enumerate()
+        .map(|(i, w)| format!("{}: {i}", serde_json::to_string(&w).unwrap()))
+        .collect();
+    format!(
+        r#"{{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,
+        "pre_tokenizer":{{"type":"Whitespace"}},"post_processor":null,"decoder":null,
+        "model":{{"type":"WordLevel","vocab":{{{}}},"unk_token":"[UNK]"}}}}"#,
+        vocab.join(",")
+    )
+}
+
+#[test]
+fn a_hugging_face_tokenizer_trains_generates_and_is_kept_with_the_model() {
+    let s = setup("lm-hf-tokenizer");
+    write(&s.join("tok.json"), word_tokenizer_json().as_bytes());
+    let out = expect_success(&lm_train(
+        s.path(),
+        "mmfree",
+        "w",
+        &["--tokenizer", "tok.json", "--seq-len", "8"],
+    ));
+    assert!(out.contains("Hugging Face tokenizer"), "{out}");
+    assert!(s.join("w/tokenizer.json").exists());
+    assert!(!s.join("w/chars.json").exists());
+    let out = expect_success(&nerve(
+        s.path(),
+        &[
+            "lm",
+            "generate",
+            "--model",
+            "w",
+            "--prompt",
+            "summer",
+            "--max-tokens",
+            "5",
+        ],
+    ));
+    assert!(out.starts_with("summer"), "{out}");
+    let eval = expect_success(&nerve(
+        s.path(),
+        &[
+            "lm", "eval", "--model", "w", "--text", "text.txt", "--window", "8",
+        ],
+    ));
+    // Several characters per word token: bits per character is far below bits per token.
+    let bpc = bits_per_char(&eval);
+    let nats: f64 = eval
+        .lines()
+        .find_map(|l| l.strip_prefix("cross-entropy: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .expect("a cross-entropy line");
+    assert!(bpc < nats / std::f64::consts::LN_2 / 2.0, "{eval}");
+}
