@@ -1,5 +1,6 @@
 //! Data sets in their standard formats.
 
+pub mod events;
 pub mod idx;
 pub mod mnist;
 

@@ -1,0 +1,137 @@
+//! Event-camera recordings: one struct-of-arrays event type and readers for N-MNIST `.bin`
+//! and Prophesee `.dat` (N-CARS) files.
+//!
+//! Polarity is always stored as `+1` (ON, brightness increase) or `-1` (OFF), whatever the
+//! file's own encoding, so downstream code never has to know where the events came from.
+
+pub mod nmnist;
+pub mod prophesee;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+pub use nmnist::{encode_nmnist, parse_nmnist, read_nmnist, write_nmnist, NMNIST_SENSOR};
+pub use prophesee::{parse_prophesee, read_prophesee};
+
+/// A sequence of events from one sensor, stored as parallel arrays (one entry per event).
+///
+/// The fields are public for cheap access; [`Events::new`] checks the invariants (equal
+/// lengths, coordinates inside the sensor, polarity `±1`) and every reader goes through it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Events {
+    /// Column of each event, `0..sensor.0`.
+    pub x: Vec<u16>,
+    /// Row of each event, `0..sensor.1`.
+    pub y: Vec<u16>,
+    /// Timestamp of each event in microseconds.
+    pub t: Vec<i64>,
+    /// Polarity of each event: `+1` (ON) or `-1` (OFF).
+    pub p: Vec<i8>,
+    /// Sensor size as `(width, height)` in pixels.
+    pub sensor: (u16, u16),
+}
+
+impl Events {
+    /// Builds an event set, refusing unequal lengths, out-of-sensor coordinates or polarities
+    /// other than `±1`.
+    pub fn new(
+        x: Vec<u16>,
+        y: Vec<u16>,
+        t: Vec<i64>,
+        p: Vec<i8>,
+        sensor: (u16, u16),
+    ) -> Result<Self> {
+        let n = x.len();
+        if y.len() != n || t.len() != n || p.len() != n {
+            return Err(Error::invalid(
+                "events",
+                format!(
+                    "arrays differ in length: x {}, y {}, t {}, p {}",
+                    n,
+                    y.len(),
+                    t.len(),
+                    p.len()
+                ),
+            ));
+        }
+        let (w, h) = sensor;
+        for i in 0..n {
+            if x[i] >= w || y[i] >= h {
+                return Err(Error::invalid(
+                    "events",
+                    format!(
+                        "event {i} at ({}, {}) lies outside the {w}x{h} sensor",
+                        x[i], y[i]
+                    ),
+                ));
+            }
+            if p[i] != 1 && p[i] != -1 {
+                return Err(Error::invalid(
+                    "events",
+                    format!("event {i} has polarity {}, expected +1 or -1", p[i]),
+                ));
+            }
+        }
+        Ok(Events { x, y, t, p, sensor })
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.t.len()
+    }
+
+    /// Whether there are no events.
+    pub fn is_empty(&self) -> bool {
+        self.t.is_empty()
+    }
+
+    /// Earliest and latest timestamp (µs), or `None` without events; files need not be sorted.
+    pub fn time_span(&self) -> Option<(i64, i64)> {
+        let min = *self.t.iter().min()?;
+        let max = *self.t.iter().max()?;
+        Some((min, max))
+    }
+
+    /// Number of `(ON, OFF)` events.
+    pub fn polarity_counts(&self) -> (usize, usize) {
+        let on = self.p.iter().filter(|&&p| p > 0).count();
+        (on, self.len() - on)
+    }
+}
+
+/// The on-disk event formats this module reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventFormat {
+    /// N-MNIST / N-Caltech101 40-bit binary events (`.bin`).
+    NMnist,
+    /// Prophesee `.dat` with 8-byte CD events (N-CARS).
+    PropheseeDat,
+}
+
+/// Reads an event file, detecting its format from the extension (`.bin`, `.dat`) or, failing
+/// that, from the content (a `%` header means Prophesee).
+pub fn read_events(path: impl AsRef<Path>) -> Result<(EventFormat, Events)> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    let format = match ext.as_deref() {
+        Some("bin") => EventFormat::NMnist,
+        Some("dat") => EventFormat::PropheseeDat,
+        _ if bytes.first() == Some(&b'%') => EventFormat::PropheseeDat,
+        _ => {
+            return Err(Error::format(
+                path,
+                "unknown event format: expected a .bin (N-MNIST) or .dat (Prophesee) file",
+            ))
+        }
+    };
+    let events = match format {
+        EventFormat::NMnist => parse_nmnist(&bytes, path)?,
+        EventFormat::PropheseeDat => parse_prophesee(&bytes, path)?,
+    };
+    Ok((format, events))
+}
