@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod events_cmd;
 mod lm_cmd;
 mod reference_check;
 mod train_cmd;
@@ -26,6 +27,11 @@ enum Command {
     Train(Box<train_cmd::TrainArgs>),
     /// Evaluate a checkpoint on a test set.
     Eval(train_cmd::EvalArgs),
+    /// Event-camera and tactile event files.
+    Events {
+        #[command(subcommand)]
+        command: events_cmd::EventsCommand,
+    },
     /// Language models: train, generate, evaluate (MatMul-free LM and SpikeGPT).
     Lm {
         #[command(subcommand)]
@@ -43,6 +49,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => train_cmd::train(*args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => train_cmd::eval(args).map(|()| ExitCode::SUCCESS),
+        Command::Events { command } => events_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Lm { command } => lm_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::ReferenceCheck { file } => reference_check::run(&file),
     };
