@@ -4,15 +4,19 @@
 //! Polarity is always stored as `+1` (ON, brightness increase) or `-1` (OFF), whatever the
 //! file's own encoding, so downstream code never has to know where the events came from.
 
+pub mod aedat;
 pub mod nmnist;
 pub mod prophesee;
+pub mod stmnist;
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
+pub use aedat::{detect_aedat, parse_aedat, parse_aedat2, parse_aedat3, read_aedat, DVS128_SENSOR};
 pub use nmnist::{encode_nmnist, parse_nmnist, read_nmnist, write_nmnist, NMNIST_SENSOR};
 pub use prophesee::{parse_prophesee, read_prophesee};
+pub use stmnist::{parse_stmnist, read_stmnist, STMNIST_SENSOR};
 
 /// A sequence of events from one sensor, stored as parallel arrays (one entry per event).
 ///
@@ -107,10 +111,17 @@ pub enum EventFormat {
     NMnist,
     /// Prophesee `.dat` with 8-byte CD events (N-CARS).
     PropheseeDat,
+    /// ST-MNIST tactile events in a MATLAB v5 `.mat` file (variable `spiketrain`).
+    StMnist,
+    /// AEDAT 2.0 (jAER) with DVS128 addresses.
+    Aedat2,
+    /// AEDAT 3.1 (cAER) polarity packets.
+    Aedat3,
 }
 
-/// Reads an event file, detecting its format from the extension (`.bin`, `.dat`) or, failing
-/// that, from the content (a `%` header means Prophesee).
+/// Reads an event file, detecting its format from the extension (`.bin`, `.dat`, `.mat`) or,
+/// failing that, from the content (a `%` header means Prophesee). A `#!AER-DAT` first line
+/// means AEDAT whatever the extension; AEDAT 4.0 is refused as not supported yet.
 pub fn read_events(path: impl AsRef<Path>) -> Result<(EventFormat, Events)> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -119,19 +130,24 @@ pub fn read_events(path: impl AsRef<Path>) -> Result<(EventFormat, Events)> {
         .and_then(|e| e.to_str())
         .map(|e| e.to_ascii_lowercase());
     let format = match ext.as_deref() {
+        _ if bytes.starts_with(b"#!AER-DAT") => detect_aedat(&bytes, path)?,
+        Some("mat") => EventFormat::StMnist,
         Some("bin") => EventFormat::NMnist,
         Some("dat") => EventFormat::PropheseeDat,
         _ if bytes.first() == Some(&b'%') => EventFormat::PropheseeDat,
-        _ => {
-            return Err(Error::format(
-                path,
-                "unknown event format: expected a .bin (N-MNIST) or .dat (Prophesee) file",
-            ))
-        }
+        _ if bytes.starts_with(b"MATLAB 5.0 MAT-file") => EventFormat::StMnist,
+        _ => return Err(Error::format(
+            path,
+            "unknown event format: expected a .bin (N-MNIST), .dat (Prophesee), .mat (ST-MNIST) \
+                 or AEDAT file",
+        )),
     };
     let events = match format {
         EventFormat::NMnist => parse_nmnist(&bytes, path)?,
         EventFormat::PropheseeDat => parse_prophesee(&bytes, path)?,
+        EventFormat::StMnist => parse_stmnist(&bytes, path)?,
+        EventFormat::Aedat2 => parse_aedat2(&bytes, path)?,
+        EventFormat::Aedat3 => parse_aedat3(&bytes, path)?,
     };
     Ok((format, events))
 }
