@@ -11,7 +11,7 @@ use nerve::Result;
 pub enum EventsCommand {
     /// Print the format, event count, sensor size, time span and polarity counts of a file.
     Info {
-        /// An event file (N-MNIST `.bin`, Prophesee `.dat`, ...).
+        /// An event file: N-MNIST `.bin`, Prophesee `.dat`, ST-MNIST `.mat`, AEDAT 2.0 or 3.1.
         file: PathBuf,
     },
 }
