@@ -8,6 +8,7 @@ pub mod aedat;
 pub mod nmnist;
 pub mod prophesee;
 pub mod stmnist;
+pub mod transforms;
 
 use std::path::Path;
 
