@@ -1,10 +1,11 @@
 //! `nerve events`: event-camera and tactile event files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use nerve::data::events::read_events;
-use nerve::Result;
+use nerve::data::events::emulator::{read_png_sequence, Emulator, EmulatorConfig};
+use nerve::data::events::{read_events, write_nmnist, write_prophesee, Events};
+use nerve::{Error, Result};
 
 /// The `nerve events` subcommands.
 #[derive(Subcommand, Debug)]
@@ -14,16 +15,73 @@ pub enum EventsCommand {
         /// An event file: N-MNIST `.bin`, Prophesee `.dat`, ST-MNIST `.mat`, AEDAT 2.0 or 3.1.
         file: PathBuf,
     },
+    /// Emulate an event camera watching a video given as a directory of PNG frames (sorted by
+    /// name): log-intensity change detection with per-pixel threshold mismatch, refractory
+    /// period, leak and shot noise, timestamps interpolated between frames (as v2e).
+    FromVideo {
+        /// Directory of PNG frames.
+        input: PathBuf,
+        /// Output event file: `.dat` (Prophesee, any sensor) or `.bin` (N-MNIST, 34×34 only).
+        output: PathBuf,
+        /// Frames per second of the input.
+        #[arg(long, default_value_t = 30.0)]
+        fps: f64,
+        /// ON threshold (change of log intensity per event).
+        #[arg(long, default_value_t = 0.2)]
+        pos_threshold: f64,
+        /// OFF threshold.
+        #[arg(long, default_value_t = 0.2)]
+        neg_threshold: f64,
+        /// Standard deviation of the per-pixel threshold mismatch.
+        #[arg(long, default_value_t = 0.03)]
+        threshold_sigma: f64,
+        /// Refractory period in microseconds.
+        #[arg(long, default_value_t = 0)]
+        refractory_us: i64,
+        /// Leak events per pixel per second.
+        #[arg(long, default_value_t = 0.1)]
+        leak_rate_hz: f64,
+        /// Shot-noise events per pixel per second.
+        #[arg(long, default_value_t = 0.0)]
+        shot_noise_rate_hz: f64,
+        /// Seed of the mismatch and noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 /// Runs a `nerve events` subcommand.
 pub fn run(cmd: EventsCommand) -> Result<()> {
     match cmd {
         EventsCommand::Info { file } => info(&file),
+        EventsCommand::FromVideo {
+            input,
+            output,
+            fps,
+            pos_threshold,
+            neg_threshold,
+            threshold_sigma,
+            refractory_us,
+            leak_rate_hz,
+            shot_noise_rate_hz,
+            seed,
+        } => {
+            let cfg = EmulatorConfig {
+                pos_threshold,
+                neg_threshold,
+                threshold_sigma,
+                refractory_us,
+                leak_rate_hz,
+                shot_noise_rate_hz,
+                seed,
+                ..EmulatorConfig::default()
+            };
+            from_video(&input, &output, fps, cfg)
+        }
     }
 }
 
-fn info(file: &std::path::Path) -> Result<()> {
+fn info(file: &Path) -> Result<()> {
     let (format, events) = read_events(file)?;
     let (on, off) = events.polarity_counts();
     println!("file: {}", file.display());
@@ -42,4 +100,47 @@ fn info(file: &std::path::Path) -> Result<()> {
     }
     println!("polarity: {on} on, {off} off");
     Ok(())
+}
+
+fn from_video(input: &Path, output: &Path, fps: f64, cfg: EmulatorConfig) -> Result<()> {
+    let ext = output.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if !matches!(ext, "dat" | "bin") {
+        return Err(Error::invalid(
+            "output",
+            format!("{}: expected a .dat or .bin file name", output.display()),
+        ));
+    }
+    let seq = read_png_sequence(input, fps)?;
+    let mut emulator = Emulator::new(seq.width, seq.height, cfg)?;
+    let frames = seq.frames.len();
+    let mut parts = Vec::with_capacity(frames);
+    for (frame, t) in &seq.frames {
+        parts.push(emulator.push_frame(frame, *t)?);
+    }
+    let events = concat(parts, (seq.width, seq.height))?;
+    match ext {
+        "dat" => write_prophesee(output, &events)?,
+        _ => write_nmnist(output, &events)?,
+    }
+    let (on, off) = events.polarity_counts();
+    println!(
+        "{frames} frames of {} x {} -> {} events ({on} on, {off} off) in {}",
+        seq.width,
+        seq.height,
+        events.len(),
+        output.display()
+    );
+    Ok(())
+}
+
+/// Joins per-frame event batches, which are time-ordered one after another.
+fn concat(parts: Vec<Events>, sensor: (u16, u16)) -> Result<Events> {
+    let (mut x, mut y, mut t, mut p) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for e in parts {
+        x.extend(e.x);
+        y.extend(e.y);
+        t.extend(e.t);
+        p.extend(e.p);
+    }
+    Events::new(x, y, t, p, sensor)
 }

@@ -52,3 +52,77 @@ fn info_reads_the_shared_nmnist_sample() {
         "{out}"
     );
 }
+
+/// Writes an 8-bit grayscale PNG.
+fn write_png(path: &std::path::Path, w: u32, h: u32, pixels: &[u8]) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()
+        .unwrap()
+        .write_image_data(pixels)
+        .unwrap();
+}
+
+#[test]
+fn from_video_emulates_a_moving_square_and_writes_readable_files() {
+    let s = Scratch::new("events-from-video");
+    let frames = s.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    // A bright 8x8 square moving 2 pixels right per frame over a dark 34x34 background.
+    for f in 0..6u32 {
+        let mut px = vec![20u8; 34 * 34];
+        for y in 10..18 {
+            for x in (4 + 2 * f as usize)..(12 + 2 * f as usize) {
+                px[y * 34 + x] = 220;
+            }
+        }
+        write_png(&frames.join(format!("frame{f:02}.png")), 34, 34, &px);
+    }
+    let out = expect_success(&nerve(
+        s.path(),
+        &[
+            "events",
+            "from-video",
+            "frames",
+            "moving.dat",
+            "--leak-rate-hz",
+            "0",
+        ],
+    ));
+    assert!(out.contains("6 frames of 34 x 34"), "{out}");
+    let info = expect_success(&nerve(s.path(), &["events", "info", "moving.dat"]));
+    assert!(
+        info.contains("sensor: 34 x 34") && info.contains("format: PropheseeDat"),
+        "{info}"
+    );
+    // The leading edge brightens and the trailing edge darkens: both polarities appear.
+    let counts = info.lines().find(|l| l.starts_with("polarity:")).unwrap();
+    assert!(
+        !counts.contains(" 0 on") && !counts.contains(" 0 off"),
+        "{info}"
+    );
+
+    expect_success(&nerve(
+        s.path(),
+        &["events", "from-video", "frames", "moving.bin"],
+    ));
+    let info = expect_success(&nerve(s.path(), &["events", "info", "moving.bin"]));
+    assert!(info.contains("format: NMnist"), "{info}");
+
+    expect_error(
+        &nerve(s.path(), &["events", "from-video", "frames", "out.txt"]),
+        &["out.txt"],
+    );
+    std::fs::create_dir_all(s.join("none")).unwrap();
+    expect_error(
+        &nerve(s.path(), &["events", "from-video", "none", "x.dat"]),
+        &["none"],
+    );
+    write(&frames.join("frame99.png"), b"not a png");
+    expect_error(
+        &nerve(s.path(), &["events", "from-video", "frames", "x.dat"]),
+        &["frame99.png"],
+    );
+}

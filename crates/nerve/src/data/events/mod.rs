@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 
 pub use aedat::{detect_aedat, parse_aedat, parse_aedat2, parse_aedat3, read_aedat, DVS128_SENSOR};
 pub use nmnist::{encode_nmnist, parse_nmnist, read_nmnist, write_nmnist, NMNIST_SENSOR};
-pub use prophesee::{parse_prophesee, read_prophesee};
+pub use prophesee::{encode_prophesee, parse_prophesee, read_prophesee, write_prophesee};
 pub use stmnist::{parse_stmnist, read_stmnist, STMNIST_SENSOR};
 
 /// A sequence of events from one sensor, stored as parallel arrays (one entry per event).

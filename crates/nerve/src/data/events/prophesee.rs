@@ -100,3 +100,42 @@ pub fn parse_prophesee(bytes: &[u8], path: &Path) -> Result<Events> {
     let h = height.unwrap_or_else(|| y.iter().max().map_or(0, |m| m + 1));
     Events::new(x, y, t, p, (w, h)).map_err(|e| Error::format(path, e.to_string()))
 }
+
+/// Encodes events as a Prophesee `.dat` file with the sensor size in its header, so any
+/// sensor fits (N-MNIST's format only holds 34×34). Times must lie in 0..2³² µs.
+pub fn encode_prophesee(events: &Events) -> Result<Vec<u8>> {
+    let header = format!(
+        "% Data file containing CD events.\n% Version 2\n% Width {}\n% Height {}\n",
+        events.sensor.0, events.sensor.1
+    );
+    let mut bytes = Vec::with_capacity(header.len() + 2 + events.len() * EVENT_BYTES);
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(&[0, EVENT_BYTES as u8]);
+    for i in 0..events.len() {
+        let t = u32::try_from(events.t[i]).map_err(|_| {
+            Error::invalid(
+                "events",
+                format!(
+                    "time {} µs of event {i} does not fit a .dat file (0..2^32)",
+                    events.t[i]
+                ),
+            )
+        })?;
+        if events.x[i] >= 1 << 14 || events.y[i] >= 1 << 14 {
+            return Err(Error::invalid(
+                "events",
+                format!("coordinates of event {i} exceed the 14 bits of a .dat file"),
+            ));
+        }
+        let p = u32::from(events.p[i] > 0);
+        let data = u32::from(events.x[i]) | (u32::from(events.y[i]) << 14) | (p << 28);
+        bytes.extend_from_slice(&t.to_le_bytes());
+        bytes.extend_from_slice(&data.to_le_bytes());
+    }
+    Ok(bytes)
+}
+
+/// Writes events to a Prophesee `.dat` file, atomically.
+pub fn write_prophesee(path: impl AsRef<Path>, events: &Events) -> Result<()> {
+    crate::fsutil::write_atomic(path, &encode_prophesee(events)?)
+}
