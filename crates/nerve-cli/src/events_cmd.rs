@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use nerve::data::events::emulator::{read_png_sequence, Emulator, EmulatorConfig};
+use nerve::data::events::saccade::{write_emulated_nmnist, SaccadeConfig};
 use nerve::data::events::{read_events, write_nmnist, write_prophesee, Events};
+use nerve::data::mnist::{load_dataset, load_embedded_mnist};
 use nerve::{Error, Result};
 
 /// The `nerve events` subcommands.
@@ -48,6 +50,25 @@ pub enum EventsCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Emulate N-MNIST: move each MNIST digit in three saccades (~300 ms) in front of the
+    /// event-camera emulator and write `OUT/Train|Test/<label>/<index>.bin` like N-MNIST.
+    Nmnist {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Source digits: `embedded` (the built-in MNIST subset) or `mnist` (full IDX files).
+        #[arg(long, default_value = "embedded")]
+        dataset: String,
+        /// Directory of the MNIST IDX files (for `--dataset mnist`; searched for if absent).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Convert at most this many digits per split.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Seed of the emulator's mismatch and noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 /// Runs a `nerve events` subcommand.
@@ -78,6 +99,13 @@ pub fn run(cmd: EventsCommand) -> Result<()> {
             };
             from_video(&input, &output, fps, cfg)
         }
+        EventsCommand::Nmnist {
+            out,
+            dataset,
+            data,
+            limit,
+            seed,
+        } => nmnist(&out, &dataset, data.as_deref(), limit, seed),
     }
 }
 
@@ -130,6 +158,54 @@ fn from_video(input: &Path, output: &Path, fps: f64, cfg: EmulatorConfig) -> Res
         events.len(),
         output.display()
     );
+    Ok(())
+}
+
+fn nmnist(
+    out: &Path,
+    dataset: &str,
+    data: Option<&Path>,
+    limit: Option<usize>,
+    seed: u64,
+) -> Result<()> {
+    let splits = match dataset {
+        "embedded" => load_embedded_mnist()?,
+        "mnist" => load_dataset("mnist", data)?,
+        other => {
+            return Err(Error::invalid(
+                "dataset",
+                format!("{other:?}: expected `embedded` or `mnist`"),
+            ))
+        }
+    };
+    if (splits.train.rows, splits.train.cols) != (28, 28) {
+        return Err(Error::invalid(
+            "dataset",
+            format!(
+                "images are {}x{}, expected 28x28",
+                splits.train.rows, splits.train.cols
+            ),
+        ));
+    }
+    let cfg = SaccadeConfig::default();
+    for (name, ds) in [("Train", &splits.train), ("Test", &splits.test)] {
+        // Slicing, not `take`, so the full set is never copied.
+        let n = limit.unwrap_or(ds.len()).min(ds.len());
+        let events = write_emulated_nmnist(
+            &ds.images[..n * ds.image_len()],
+            &ds.labels[..n],
+            out,
+            name,
+            &cfg,
+            seed,
+            |done, total| eprint!("\r{name}: {done}/{total}"),
+        )?;
+        eprintln!();
+        println!(
+            "{name}: {n} digits -> {events} events in {}",
+            out.join(name).display()
+        );
+    }
     Ok(())
 }
 

@@ -126,3 +126,47 @@ fn from_video_emulates_a_moving_square_and_writes_readable_files() {
         &["frame99.png"],
     );
 }
+
+#[test]
+fn nmnist_emulates_embedded_digits_in_the_nmnist_layout() {
+    let s = Scratch::new("events-nmnist");
+    let out = expect_success(&nerve(
+        s.path(),
+        &[
+            "events", "nmnist", "--out", "em", "--limit", "3", "--seed", "5",
+        ],
+    ));
+    assert!(
+        out.contains("Train: 3 digits") && out.contains("Test: 3 digits"),
+        "{out}"
+    );
+    for split in ["Train", "Test"] {
+        let mut files = vec![];
+        for label in std::fs::read_dir(s.join("em").join(split)).unwrap() {
+            for f in std::fs::read_dir(label.unwrap().path()).unwrap() {
+                files.push(f.unwrap().path());
+            }
+        }
+        files.sort_by_key(|p| p.file_name().unwrap().to_owned());
+        let names: Vec<_> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["00000.bin", "00001.bin", "00002.bin"], "{split}");
+        let info = expect_success(&nerve(
+            s.path(),
+            &["events", "info", files[0].to_str().unwrap()],
+        ));
+        assert!(
+            info.contains("format: NMnist") && !info.contains("events: 0\n"),
+            "{info}"
+        );
+    }
+    expect_error(
+        &nerve(
+            s.path(),
+            &["events", "nmnist", "--out", "x", "--dataset", "cifar"],
+        ),
+        &["cifar"],
+    );
+}

@@ -8,6 +8,7 @@ pub mod aedat;
 pub mod emulator;
 pub mod nmnist;
 pub mod prophesee;
+pub mod saccade;
 pub mod stmnist;
 pub mod transforms;
 
