@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use nerve::data::events::emulator::{read_png_sequence, Emulator, EmulatorConfig};
 use nerve::data::events::saccade::{write_emulated_nmnist, SaccadeConfig};
 use nerve::data::events::{read_events, write_nmnist, write_prophesee, Events};
@@ -28,27 +28,8 @@ pub enum EventsCommand {
         /// Frames per second of the input.
         #[arg(long, default_value_t = 30.0)]
         fps: f64,
-        /// ON threshold (change of log intensity per event).
-        #[arg(long, default_value_t = 0.2)]
-        pos_threshold: f64,
-        /// OFF threshold.
-        #[arg(long, default_value_t = 0.2)]
-        neg_threshold: f64,
-        /// Standard deviation of the per-pixel threshold mismatch.
-        #[arg(long, default_value_t = 0.03)]
-        threshold_sigma: f64,
-        /// Refractory period in microseconds.
-        #[arg(long, default_value_t = 0)]
-        refractory_us: i64,
-        /// Leak events per pixel per second.
-        #[arg(long, default_value_t = 0.1)]
-        leak_rate_hz: f64,
-        /// Shot-noise events per pixel per second.
-        #[arg(long, default_value_t = 0.0)]
-        shot_noise_rate_hz: f64,
-        /// Seed of the mismatch and noise.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        emulator: EmulatorArgs,
     },
     /// Emulate N-MNIST: move each MNIST digit in three saccades (~300 ms) in front of the
     /// event-camera emulator and write `OUT/Train|Test/<label>/<index>.bin` like N-MNIST.
@@ -71,6 +52,47 @@ pub enum EventsCommand {
     },
 }
 
+/// Options of the event-camera emulator.
+#[derive(Args, Debug)]
+pub struct EmulatorArgs {
+    /// ON threshold (change of log intensity per event).
+    #[arg(long, default_value_t = 0.2)]
+    pos_threshold: f64,
+    /// OFF threshold.
+    #[arg(long, default_value_t = 0.2)]
+    neg_threshold: f64,
+    /// Standard deviation of the per-pixel threshold mismatch.
+    #[arg(long, default_value_t = 0.03)]
+    threshold_sigma: f64,
+    /// Refractory period in microseconds.
+    #[arg(long, default_value_t = 0)]
+    refractory_us: i64,
+    /// Leak events per pixel per second.
+    #[arg(long, default_value_t = 0.1)]
+    leak_rate_hz: f64,
+    /// Shot-noise events per pixel per second.
+    #[arg(long, default_value_t = 0.0)]
+    shot_noise_rate_hz: f64,
+    /// Seed of the mismatch and noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl EmulatorArgs {
+    fn config(&self) -> EmulatorConfig {
+        EmulatorConfig {
+            pos_threshold: self.pos_threshold,
+            neg_threshold: self.neg_threshold,
+            threshold_sigma: self.threshold_sigma,
+            refractory_us: self.refractory_us,
+            leak_rate_hz: self.leak_rate_hz,
+            shot_noise_rate_hz: self.shot_noise_rate_hz,
+            seed: self.seed,
+            ..EmulatorConfig::default()
+        }
+    }
+}
+
 /// Runs a `nerve events` subcommand.
 pub fn run(cmd: EventsCommand) -> Result<()> {
     match cmd {
@@ -79,26 +101,8 @@ pub fn run(cmd: EventsCommand) -> Result<()> {
             input,
             output,
             fps,
-            pos_threshold,
-            neg_threshold,
-            threshold_sigma,
-            refractory_us,
-            leak_rate_hz,
-            shot_noise_rate_hz,
-            seed,
-        } => {
-            let cfg = EmulatorConfig {
-                pos_threshold,
-                neg_threshold,
-                threshold_sigma,
-                refractory_us,
-                leak_rate_hz,
-                shot_noise_rate_hz,
-                seed,
-                ..EmulatorConfig::default()
-            };
-            from_video(&input, &output, fps, cfg)
-        }
+            emulator,
+        } => from_video(&input, &output, fps, emulator.config()),
         EventsCommand::Nmnist {
             out,
             dataset,

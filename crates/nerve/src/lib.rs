@@ -133,6 +133,7 @@ pub mod models;
 pub mod neurons;
 pub mod plot;
 pub mod reference;
+pub mod rng;
 pub mod surrogate;
 pub mod text;
 pub mod train;

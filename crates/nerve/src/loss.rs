@@ -51,6 +51,19 @@ fn by_class(spk: Tensor<3>, population_code: Option<usize>) -> Result<(Tensor<3>
     }
 }
 
+/// Log-probability of each target token: logits `[B, T, V]`, target ids `[B, T]` → `[B, T]`.
+pub fn token_log_probs(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<2> {
+    let [b, t, _] = logits.dims();
+    log_softmax(logits, 2)
+        .gather(2, targets.reshape([b, t, 1]))
+        .reshape([b, t])
+}
+
+/// Mean next-token cross-entropy in nats of logits `[B, T, V]` against target ids `[B, T]`.
+pub fn next_token_ce(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<1> {
+    token_log_probs(logits, targets).mean().neg()
+}
+
 /// Mean cross entropy of logits `[B, C]` against one-hot rows `[B, C]`.
 fn cross_entropy(logits: Tensor<2>, one_hot: Tensor<2>) -> Tensor<1> {
     let batch = logits.dims()[0];

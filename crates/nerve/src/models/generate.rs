@@ -1,10 +1,11 @@
 //! Text generation one token at a time, from any model that can take a token and return the
-//! logits of the next: the Burn models in recurrent mode, or the packed MatMul-free engine.
+//! logits of the next: the Burn models in recurrent mode, or the MatMul-free engines (any
+//! [`Decoder`]).
 
 use burn::tensor::{Device, Tensor};
 
 use super::lm::{LanguageModel, LmState};
-use super::mmfree::engine::{MmFreeEngine, ReferenceEngine};
+use super::mmfree::engine::Decoder;
 use crate::error::{Error, Result};
 use crate::text::Sampler;
 use crate::train::lm::token_tensor;
@@ -70,33 +71,14 @@ fn check_ids(tokens: &[u32], vocab: usize) -> Result<()> {
     }
 }
 
-impl TokenStepper for MmFreeEngine {
+// Both MatMul-free engines (packed and float reference) step through the same trait.
+impl<E: Decoder + Send> TokenStepper for E {
     fn vocab_size(&self) -> usize {
         self.config().vocab_size
     }
 
     fn reset(&mut self) {
-        MmFreeEngine::reset(self);
-    }
-
-    fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        let (last, rest) = tokens
-            .split_last()
-            .ok_or_else(|| Error::invalid("tokens", "nothing to feed"))?;
-        for &t in rest {
-            self.step(t)?;
-        }
-        Ok(self.step(*last)?.to_vec())
-    }
-}
-
-impl TokenStepper for ReferenceEngine {
-    fn vocab_size(&self) -> usize {
-        self.config().vocab_size
-    }
-
-    fn reset(&mut self) {
-        ReferenceEngine::reset(self);
+        Decoder::reset(self);
     }
 
     fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::tensor::activation::log_softmax;
+use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Int, Tensor};
 
 use super::mmfree::model::{MmFreeLm, MmFreeState};
@@ -18,7 +18,6 @@ use super::mmfree::{self, MmFreeConfig};
 use super::spikegpt::{SpikeGpt, SpikeGptConfig, SpikeGptState};
 use crate::error::{Error, Result};
 use crate::train::checkpoint::{self, CheckpointMeta};
-use burn::optim::ModuleOptimizer;
 
 /// The two language-model architectures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -175,7 +174,7 @@ impl LanguageModel {
     /// gradient term, which leaves the value unchanged).
     pub fn loss(&self, tokens: Tensor<2, Int>, targets: Tensor<2, Int>) -> Tensor<1> {
         match self {
-            LanguageModel::MmFree(m) => cross_entropy(m.forward(tokens), targets),
+            LanguageModel::MmFree(m) => crate::loss::next_token_ce(m.forward(tokens), targets),
             LanguageModel::SpikeGpt(m) => m.loss(tokens, targets),
         }
     }
@@ -288,18 +287,4 @@ fn unknown_type(path: &Path, found: &str) -> Error {
             mmfree::config::MODEL_TYPE
         ),
     )
-}
-
-/// Mean cross-entropy in nats of logits `[B, T, V]` against target ids `[B, T]`.
-pub fn cross_entropy(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<1> {
-    let [b, t, v] = logits.dims();
-    let logp = log_softmax(logits.reshape([b * t, v]), 1);
-    logp.gather(1, targets.reshape([b * t, 1])).mean().neg()
-}
-
-/// Summed cross-entropy in nats over all positions (for evaluation over many windows).
-pub fn cross_entropy_sum(logits: Tensor<3>, targets: Tensor<2, Int>) -> Tensor<1> {
-    let [b, t, v] = logits.dims();
-    let logp = log_softmax(logits.reshape([b * t, v]), 1);
-    logp.gather(1, targets.reshape([b * t, 1])).sum().neg()
 }

@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, CheckpointMeta};
+use super::schedule::Schedule;
 use super::trainer::OptimizerKind;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
@@ -92,9 +93,11 @@ impl LmTrainConfig {
         if step < self.warmup {
             return self.lr * (step + 1) as f64 / self.warmup as f64;
         }
-        let span = self.steps.saturating_sub(self.warmup).max(1);
-        let p = ((step - self.warmup) as f64 / span as f64).min(1.0);
-        self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())
+        let decay = Schedule::Cosine {
+            t_max: self.steps.saturating_sub(self.warmup).max(1),
+            eta_min: self.min_lr,
+        };
+        decay.lr(self.lr, step - self.warmup)
     }
 }
 
@@ -436,9 +439,7 @@ pub fn evaluate_tokens(
 }
 
 fn masked_nats(logits: Tensor<3>, targets: Tensor<2, Int>, mask: Tensor<2>) -> Result<f64> {
-    let [b, t, v] = logits.dims();
-    let logp = burn::tensor::activation::log_softmax(logits.reshape([b * t, v]), 1);
-    let picked = logp.gather(1, targets.reshape([b * t, 1])).reshape([b, t]);
+    let picked = crate::loss::token_log_probs(logits, targets);
     let nats = -(picked * mask).sum().into_scalar::<f64>();
     if nats.is_finite() {
         Ok(nats)

@@ -20,6 +20,7 @@ use rand::{Rng, SeedableRng};
 
 use super::Events;
 use crate::error::{Error, Result};
+use crate::rng::standard_normal;
 
 /// Emulator parameters; [`EmulatorConfig::default`] gives v2e-like values.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,14 +117,6 @@ pub struct Emulator {
     /// Time of each pixel's last emitted signal event, for the refractory period.
     last_event: Vec<Option<i64>>,
     last_time: Option<i64>,
-}
-
-/// A standard normal sample (Box–Muller), since rand 0.9 alone has no normal distribution.
-fn standard_normal(rng: &mut StdRng) -> f64 {
-    // 1 - u keeps the argument of ln in (0, 1].
-    let u1: f64 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random::<f64>();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 impl Emulator {

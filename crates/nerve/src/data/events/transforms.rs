@@ -14,6 +14,7 @@ use rand::Rng;
 
 use super::Events;
 use crate::error::{Error, Result};
+use crate::rng::standard_normal;
 
 /// Dense outputs larger than this many `f32`s (8 GiB) are refused instead of allocated, so a
 /// tiny window over a long recording fails cleanly rather than aborting the process.
@@ -71,14 +72,6 @@ fn pick<T>(v: Vec<T>, keep: &[bool]) -> Vec<T> {
         .zip(keep)
         .filter_map(|(a, &k)| k.then_some(a))
         .collect()
-}
-
-/// One standard-normal draw (Box–Muller), since `rand_distr` is not a dependency.
-fn normal(rng: &mut StdRng) -> f64 {
-    // 1 - u lies in (0, 1], so the logarithm is finite.
-    let u1 = 1.0 - rng.random::<f64>();
-    let u2 = rng.random::<f64>();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 fn finite_nonneg(what: &str, v: f64) -> Result<()> {
@@ -284,7 +277,7 @@ impl Transform for TimeJitter {
         check(&events)?;
         let mut events = events;
         for t in events.t.iter_mut() {
-            *t = (*t as f64 + self.std_us * normal(rng)).round() as i64;
+            *t = (*t as f64 + self.std_us * standard_normal(rng)).round() as i64;
         }
         if self.clip_negative {
             let keep: Vec<bool> = events.t.iter().map(|&t| t >= 0).collect();
@@ -326,8 +319,8 @@ impl Transform for SpatialJitter {
         let (w, h) = (events.sensor.0 as f64, events.sensor.1 as f64);
         let mut keep = vec![true; events.len()];
         for (i, k) in keep.iter_mut().enumerate() {
-            let nx = (events.x[i] as f64 + self.sigma_x * normal(rng)).round();
-            let ny = (events.y[i] as f64 + self.sigma_y * normal(rng)).round();
+            let nx = (events.x[i] as f64 + self.sigma_x * standard_normal(rng)).round();
+            let ny = (events.y[i] as f64 + self.sigma_y * standard_normal(rng)).round();
             if nx < 0.0 || ny < 0.0 || nx >= w || ny >= h {
                 *k = !self.clip_outliers;
             }

@@ -21,11 +21,12 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::config::MmFreeConfig;
-use super::weights::{normal, tensor_specs, MmFreeWeights, TensorRole, TensorSpec};
+use super::weights::{tensor_specs, MmFreeWeights, TensorRole, TensorSpec};
 use crate::error::{Error, Result};
 use crate::kernels::ternary::{
     ternarize, weight_scale, Kernel, QuantizedActivations, TernaryArena, TernaryMatrix,
 };
+use crate::rng::standard_normal;
 
 /// What the CLI needs from a decoding engine; implemented by [`MmFreeEngine`] and
 /// [`ReferenceEngine`].
@@ -510,7 +511,9 @@ impl MmFreeEngine {
         let model = build_packed(&config, |spec| {
             let n: usize = spec.shape.iter().product();
             Ok(Cow::Owned(match spec.role {
-                TensorRole::Matrix => (0..n).map(|_| normal(&mut rng) * 0.02).collect(),
+                TensorRole::Matrix => (0..n)
+                    .map(|_| standard_normal(&mut rng) as f32 * 0.02)
+                    .collect(),
                 TensorRole::NormWeight => vec![1.0; n],
                 TensorRole::LowerBounds => vec![0.0; n],
             }))

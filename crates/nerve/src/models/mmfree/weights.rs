@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 use super::config::MmFreeConfig;
 use crate::error::{Error, Result};
+use crate::rng::standard_normal;
 
 /// A dense row-major `f32` tensor.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,7 +201,9 @@ impl MmFreeWeights {
             .map(|spec| {
                 let n: usize = spec.shape.iter().product();
                 let data = match spec.role {
-                    TensorRole::Matrix => (0..n).map(|_| normal(&mut rng) * 0.02).collect(),
+                    TensorRole::Matrix => (0..n)
+                        .map(|_| standard_normal(&mut rng) as f32 * 0.02)
+                        .collect(),
                     TensorRole::NormWeight => vec![1.0; n],
                     TensorRole::LowerBounds => vec![0.0; n],
                 };
@@ -227,13 +230,6 @@ impl MmFreeWeights {
     pub fn num_params(&self) -> usize {
         self.tensors.values().map(HostTensor::len).sum()
     }
-}
-
-/// A standard normal draw (Box–Muller), so initialisation needs no extra crate.
-pub(crate) fn normal(rng: &mut impl Rng) -> f32 {
-    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-    let u2: f64 = rng.random::<f64>();
-    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
 }
 
 #[cfg(test)]

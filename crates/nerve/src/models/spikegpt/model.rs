@@ -2,7 +2,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, EmbeddingConfig};
-use burn::tensor::activation::{log_softmax, relu, sigmoid};
+use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 
 use super::config::SpikeGptConfig;
@@ -527,8 +527,7 @@ impl SpikeGpt {
 /// position's largest logit, `factor = l2wrap / (B·T)`.
 pub fn lm_loss(logits: Tensor<3>, targets: Tensor<2, Int>, l2wrap: f64) -> Tensor<1> {
     let [b, t, _] = logits.dims();
-    let logp = log_softmax(logits.clone(), 2);
-    let nll = logp.gather(2, targets.reshape([b, t, 1])).mean().neg();
+    let nll = crate::loss::next_token_ce(logits.clone(), targets);
     if l2wrap == 0.0 || b * t == 0 {
         return nll;
     }
