@@ -1,0 +1,2 @@
+//! Placeholder replaced by the ToFrame throughput benchmark.
+fn main() {}
