@@ -1,13 +1,14 @@
 //! ST-MNIST `.mat` and AEDAT 2.0 / 3.1 readers: shared samples, synthetic files with known
-//! events, truncated and corrupted files, and a no-panic fuzz loop.
+//! events, truncated and corrupted files, and a no-panic fuzz loop (which also covers AEDAT
+//! 4.0; its own tests are in `events_aedat4.rs`).
 
 use std::path::{Path, PathBuf};
 
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
 use nerve::data::events::{
-    parse_aedat, parse_stmnist, read_aedat, read_events, read_stmnist, EventFormat, DVS128_SENSOR,
-    STMNIST_SENSOR,
+    encode_aedat4, parse_aedat, parse_events, parse_stmnist, read_aedat, read_events, read_stmnist,
+    Aedat4Compression, EventFormat, Events, DVS128_SENSOR, STMNIST_SENSOR,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -290,25 +291,21 @@ fn aedat_synthetic_files_decode_known_events() {
     assert_eq!(ev.sensor, (128, 128));
     assert_eq!(ev.polarity_counts(), (2, 2));
 
-    // AEDAT 4.0 and unknown versions are refused clearly, whatever the extension.
-    let p = put(dir.path(), "new.aedat4", b"#!AER-DAT4.0\r\n\x0c\x09");
+    // AEDAT 4.0 is detected whatever the extension (a cut header is an error naming the
+    // file); unknown versions are refused clearly.
+    let p = put(dir.path(), "new.dat", b"#!AER-DAT4.0\r\n\x0c\x09");
     let err = read_events(&p).unwrap_err().to_string();
     assert!(
-        err.contains("new.aedat4")
-            && err.contains("AEDAT 4.0 (LZ4 + flatbuffers) is not supported yet"),
+        err.contains("new.dat") && err.contains("truncated header"),
         "{err}"
     );
     let p = put(dir.path(), "odd.dat", b"#!AER-DAT9.9\r\n");
     let err = read_events(&p).unwrap_err().to_string();
     assert!(err.contains("odd.dat") && err.contains("9.9"), "{err}");
     if let Some(samples) = samples() {
-        let err = read_events(samples.join("sample.aedat4"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("sample.aedat4") && err.contains("4.0"),
-            "{err}"
-        );
+        let (format, ev) = read_events(samples.join("sample.aedat4")).unwrap();
+        assert_eq!(format, EventFormat::Aedat4);
+        assert_eq!(ev.len(), 111_954);
     }
 }
 
@@ -356,12 +353,22 @@ fn random_and_truncated_bytes_never_panic() {
     data[3] = 1.0;
     data[100] = 0.5;
     data[201] = 0.75;
+    let ev4 = Events::new(
+        vec![1, 30, 7],
+        vec![2, 0, 19],
+        vec![5, 6, 1 << 33],
+        vec![1, -1, 1],
+        (32, 20),
+    )
+    .unwrap();
     let mut seeds: Vec<Vec<u8>> = vec![
         aedat2("DVS128"),
         aedat3(true),
         aedat3(false),
         mat_file("spiketrain", &[101, 2], &data, false),
         mat_file("spiketrain", &[101, 2], &data, true),
+        encode_aedat4(&ev4, Aedat4Compression::None).unwrap(),
+        encode_aedat4(&ev4, Aedat4Compression::Lz4).unwrap(),
     ];
     if let Some(samples) = samples() {
         let mat = std::fs::read(samples.join("sample_stmnist.mat")).unwrap();
@@ -385,7 +392,8 @@ fn random_and_truncated_bytes_never_panic() {
             }
             b
         };
-        for parse in [parse_aedat, parse_stmnist] {
+        let detect = |b: &[u8], p: &Path| parse_events(b, p).map(|(_, ev)| ev);
+        for parse in [parse_aedat, parse_stmnist, detect] {
             match std::panic::catch_unwind(|| parse(&bytes, path)) {
                 Ok(Ok(_)) => ok += 1,
                 Ok(Err(e)) => {

@@ -1,4 +1,5 @@
-//! AEDAT event files from jAER / cAER: versions 2.0 and 3.1 (4.0 is not supported yet).
+//! AEDAT event files from jAER / cAER: versions 2.0 and 3.1 here; 4.0 (DV) in
+//! [`super::aedat4`], reached through the same [`read_aedat`] / [`parse_aedat`].
 //!
 //! - **AEDAT 2.0**: header lines starting with `#` (the first is `#!AER-DAT2.0`), then
 //!   big-endian 8-byte records of a u32 address and a u32 timestamp (µs). Addresses are decoded
@@ -26,33 +27,32 @@ const PACKET_HEADER: usize = 28;
 /// AEDAT 3.1 event type of polarity events.
 const POLARITY_EVENT: u16 = 1;
 
-/// Reads an AEDAT 2.0 or 3.1 file, choosing the version from its first line.
+/// Reads an AEDAT 2.0, 3.1 or 4.0 file, choosing the version from its first line.
 pub fn read_aedat(path: impl AsRef<Path>) -> Result<Events> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     parse_aedat(&bytes, path)
 }
 
-/// Decodes AEDAT 2.0 or 3.1 bytes; `path` only names the source in errors.
+/// Decodes AEDAT 2.0, 3.1 or 4.0 bytes; `path` only names the source in errors.
 pub fn parse_aedat(bytes: &[u8], path: &Path) -> Result<Events> {
     match detect_aedat(bytes, path)? {
         EventFormat::Aedat3 => parse_aedat3(bytes, path),
+        EventFormat::Aedat4 => super::aedat4::parse_aedat4(bytes, path),
         _ => parse_aedat2(bytes, path),
     }
 }
 
-/// The AEDAT version named by the first line: [`EventFormat::Aedat2`] or
-/// [`EventFormat::Aedat3`]; an error for AEDAT 4.0, other versions, or a non-AEDAT file.
+/// The AEDAT version named by the first line: [`EventFormat::Aedat2`],
+/// [`EventFormat::Aedat3`] or [`EventFormat::Aedat4`]; an error for other versions or a
+/// non-AEDAT file.
 pub fn detect_aedat(bytes: &[u8], path: &Path) -> Result<EventFormat> {
     if bytes.starts_with(b"#!AER-DAT2.0") {
         Ok(EventFormat::Aedat2)
     } else if bytes.starts_with(b"#!AER-DAT3.1") {
         Ok(EventFormat::Aedat3)
     } else if bytes.starts_with(b"#!AER-DAT4.0") {
-        Err(Error::format(
-            path,
-            "AEDAT 4.0 (LZ4 + flatbuffers) is not supported yet; only AEDAT 2.0 and 3.1",
-        ))
+        Ok(EventFormat::Aedat4)
     } else if bytes.starts_with(b"#!AER-DAT") {
         let line: String = String::from_utf8_lossy(&bytes[..bytes.len().min(20)])
             .lines()
@@ -61,7 +61,7 @@ pub fn detect_aedat(bytes: &[u8], path: &Path) -> Result<EventFormat> {
             .to_string();
         Err(Error::format(
             path,
-            format!("unsupported AEDAT version '{line}': only 2.0 and 3.1 are read"),
+            format!("unsupported AEDAT version '{line}': only 2.0, 3.1 and 4.0 are read"),
         ))
     } else {
         Err(Error::format(

@@ -353,13 +353,19 @@ pub fn read_png_frame(path: impl AsRef<Path>) -> Result<(u16, u16, Vec<f32>)> {
         .take(n)
         .map(|c| {
             if channels >= 3 {
-                0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
+                luma(c[0], c[1], c[2])
             } else {
                 c[0]
             }
         })
         .collect();
     Ok((w as u16, h as u16, lum))
+}
+
+/// Luminance of an RGB colour with channels in `[0, 1]`: `0.299R + 0.587G + 0.114B` (Rec. 601
+/// luma weights), shared by the PNG and GIF readers.
+pub(crate) fn luma(r: f32, g: f32, b: f32) -> f32 {
+    0.299 * r + 0.587 * g + 0.114 * b
 }
 
 /// Frames read from PNG files, ready for [`emulate`].
