@@ -7,7 +7,8 @@ use std::time::Instant;
 use burn::module::Module;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use nerve::data::mnist::{load_dataset, load_embedded_mnist, ImageSplits};
+use nerve::data::events::dataset::{load_event_folder, EventFolderOptions};
+use nerve::data::mnist::{load_dataset, load_embedded_mnist};
 use nerve::models::spiking_net::SpikingNet;
 use nerve::models::SpikingNetConfig;
 use nerve::neurons::{FiringConfig, Reset};
@@ -17,8 +18,8 @@ use nerve::train::checkpoint;
 use nerve::train::history::History;
 use nerve::train::schedule::Schedule;
 use nerve::train::trainer::{
-    self, checkpoint_path, evaluate, make_batch, Encoding, EvalReport, Event, LossKind,
-    OptimizerKind, Session, TrainConfig,
+    self, checkpoint_path, evaluate, Encoding, EvalReport, Event, LossKind, OptimizerKind, Samples,
+    Session, TrainConfig,
 };
 use nerve::{Error, Result};
 use rand::SeedableRng;
@@ -26,11 +27,14 @@ use rand::SeedableRng;
 /// Options shared by `train` and `eval` that pick the data.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Data set: `embedded` (a 6000/1000 MNIST subset inside the binary), `mnist`, `fashion-mnist`
+    /// Data set: `embedded` (a 6000/1000 MNIST subset inside the binary), `mnist`, `fashion-mnist`,
+    /// or `nmnist` / `events` (event recordings in N-MNIST's folder layout, --data DIR with
+    /// Train/<class>/ and Test/<class>/, binned into --steps frames)
     /// [train default: embedded; eval default: the data set the checkpoint was trained on].
     #[arg(long)]
     pub dataset: Option<String>,
-    /// Directory holding the IDX files (otherwise $NERVE_DATA, ../shared/data, /usr/share/datasets).
+    /// Directory holding the IDX files (otherwise $NERVE_DATA, ../shared/data, /usr/share/datasets),
+    /// or the event data folder.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Use only the first N test samples.
@@ -118,11 +122,69 @@ pub struct EvalArgs {
     data: DataArgs,
 }
 
-fn load_data(name: &str, args: &DataArgs) -> Result<ImageSplits> {
-    match name {
+/// A data set's two splits, whatever their kind.
+struct Data {
+    train: Box<dyn Samples>,
+    test: Box<dyn Samples>,
+    name: String,
+    source: String,
+}
+
+/// Loads `name`; event folders are binned into `steps` frames, reading at most the samples the
+/// limits let through.
+fn load_data(
+    name: &str,
+    args: &DataArgs,
+    steps: usize,
+    train_limit: Option<usize>,
+) -> Result<Data> {
+    if name == "nmnist" || name == "events" {
+        let dir = args.data.as_deref().ok_or_else(|| {
+            Error::invalid(
+                "--data",
+                format!(
+                    "--dataset {name} needs --data DIR (with Train/<class>/ and Test/<class>/)"
+                ),
+            )
+        })?;
+        let pb = bar(0, "reading".into());
+        let options = EventFolderOptions {
+            bins: steps,
+            train_limit,
+            test_limit: args.test_limit,
+        };
+        let splits = load_event_folder(dir, &options, &|done, total| {
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        })?;
+        pb.finish_and_clear();
+        println!(
+            "events: {} train / {} test recordings, {:.0} events per recording, binned into {} frames of 2x{}x{}",
+            splits.train.len(),
+            splits.test.len(),
+            (splits.train.events + splits.test.events) as f64
+                / (splits.train.len() + splits.test.len()).max(1) as f64,
+            steps,
+            splits.train.height,
+            splits.train.width
+        );
+        return Ok(Data {
+            train: Box::new(splits.train),
+            test: Box::new(splits.test),
+            name: name.to_string(),
+            source: splits.source.display().to_string(),
+        });
+    }
+    let splits = match name {
         "embedded" => load_embedded_mnist(),
         name => load_dataset(name, args.data.as_deref()),
-    }
+    }?;
+    Ok(Data {
+        train: Box::new(splits.train),
+        test: Box::new(splits.test),
+        name: splits.name,
+        source: splits.source.to_string(),
+    })
 }
 
 fn next_run_dir(dataset: &str) -> PathBuf {
@@ -292,18 +354,13 @@ fn plot_history(path: &Path, title: &str, history: &History) -> Result<()> {
 fn plot_raster(
     path: &Path,
     net: &SpikingNet,
-    data: &ImageSplits,
+    data: &Data,
     device: &burn::tensor::Device,
 ) -> Result<usize> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let (x, y) = make_batch(
-        &data.test,
-        &[0],
-        net.steps,
-        Encoding::Direct,
-        &mut rng,
-        device,
-    )?;
+    let (x, y) = data
+        .test
+        .batch(&[0], net.steps, Encoding::Direct, &mut rng, device)?;
     let out = net.forward(x, None, true)?;
     let label = y.into_scalar::<i64>() as usize;
     let mut layers = Vec::new();
@@ -339,15 +396,14 @@ pub fn train(args: TrainArgs) -> Result<()> {
         .dataset
         .clone()
         .unwrap_or_else(|| "embedded".into());
-    let data = load_data(&dataset, &args.data)?;
+    let data = load_data(&dataset, &args.data, args.steps, args.train_limit)?;
+    let [channels, rows, cols] = data.train.input_shape();
     println!(
-        "data: {} from {} ({} train, {} test, {}x{})",
+        "data: {} from {} ({} train, {} test, {channels}x{rows}x{cols})",
         data.name,
         data.source,
         data.train.len(),
         data.test.len(),
-        data.train.rows,
-        data.train.cols
     );
     let out_dir = args.out.clone().unwrap_or_else(|| next_run_dir(&dataset));
     if !args.resume && checkpoint_path(&out_dir).exists() {
@@ -368,7 +424,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     })?;
     let net_config = SpikingNetConfig {
         arch: args.arch.clone(),
-        input: [1, data.train.rows, data.train.cols],
+        input: [channels, rows, cols],
         steps: args.steps,
         beta: args.beta,
         learn_beta: args.learn_beta,
@@ -429,8 +485,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
     let session = trainer::train(
         session,
-        &data.train,
-        &data.test,
+        data.train.as_ref(),
+        data.test.as_ref(),
         &cfg,
         &device,
         &mut progress(),
@@ -438,7 +494,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     println!("trained in {:.1} s", started.elapsed().as_secs_f64());
 
     let net = session.net.valid();
-    let report = evaluate(&net, &data.test, &cfg, &infer_device, &mut |_| {})?;
+    let report = evaluate(&net, data.test.as_ref(), &cfg, &infer_device, &mut |_| {})?;
     print_report(&report);
     let curves = out_dir.join("curves.png");
     plot_history(
@@ -492,7 +548,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         (None, Some(name)) => name.to_string(),
         (None, None) => "embedded".into(),
     };
-    let data = load_data(&dataset, &args.data)?;
+    let data = load_data(&dataset, &args.data, net_config.steps, Some(0))?;
     println!(
         "model: {} (epoch {}), data: {} from {}",
         meta.arch, meta.epoch, data.name, data.source
@@ -524,7 +580,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         dataset: dataset.clone(),
     };
     let pb = std::cell::RefCell::new(None::<ProgressBar>);
-    let report = evaluate(&net, &data.test, &cfg, &device, &mut |e| match e {
+    let report = evaluate(&net, data.test.as_ref(), &cfg, &device, &mut |e| match e {
         Event::Evaluating { batches } => *pb.borrow_mut() = Some(bar(batches, "test".into())),
         Event::EvalBatch => {
             if let Some(pb) = pb.borrow().as_ref() {

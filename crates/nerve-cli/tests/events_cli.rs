@@ -170,3 +170,56 @@ fn nmnist_emulates_embedded_digits_in_the_nmnist_layout() {
         &["cifar"],
     );
 }
+
+#[test]
+fn train_and_eval_on_an_emulated_nmnist_folder() {
+    let s = Scratch::new("events-train");
+    expect_success(&nerve(
+        s.path(),
+        &["events", "nmnist", "--out", "nm", "--limit", "48"],
+    ));
+    let out = expect_success(&nerve(
+        s.path(),
+        &[
+            "train",
+            "--dataset",
+            "nmnist",
+            "--data",
+            "nm",
+            "--arch",
+            "4C5-MP4-FC10",
+            "--steps",
+            "4",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--out",
+            "run",
+        ],
+    ));
+    for needle in ["48 train / 48 test recordings", "2x34x34", "test accuracy:"] {
+        assert!(out.contains(needle), "missing '{needle}' in\n{out}");
+    }
+    assert!(s.join("run/checkpoint.safetensors").exists());
+    // eval finds the data set kind in the checkpoint; the folder is given again.
+    let out = expect_success(&nerve(
+        s.path(),
+        &[
+            "eval",
+            "--checkpoint",
+            "run/checkpoint.safetensors",
+            "--data",
+            "nm",
+        ],
+    ));
+    assert!(
+        out.contains("test accuracy:") && out.contains("(48 samples)"),
+        "{out}"
+    );
+    // An event data set needs its folder.
+    expect_error(
+        &nerve(s.path(), &["train", "--dataset", "nmnist", "--out", "run2"]),
+        &["--data"],
+    );
+}

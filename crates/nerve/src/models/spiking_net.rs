@@ -6,6 +6,9 @@
 //! `<n>C<k>` convolution, `MP<k>` / `AP<k>` max / average pooling, `BN` batch-norm through time,
 //! `DO<p>` dropout, `FC<n>` fully connected. A Leaky layer follows every convolution (after the
 //! pooling, batch-norm and dropout that come right after it) and every fully connected layer.
+//! An explicit `LIF` places a convolution's Leaky layer where it stands, so pooling written after
+//! it pools spikes: snnTorch's ST-MNIST tutorial network (Conv → LIF → Conv → LIF → MaxPool → FC
+//! → LIF) is `32C4-LIF-64C3-LIF-MP2-FC10`.
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -37,6 +40,8 @@ pub enum Token {
     Dropout(f64),
     /// Fully connected to `n` outputs.
     Linear(usize),
+    /// An explicit Leaky layer (placed after a convolution; optional after `FC<n>`).
+    Lif,
 }
 
 /// Parses an architecture string such as `12C5-MP2-64C5-MP2-FC10`.
@@ -61,6 +66,8 @@ pub fn parse_arch(arch: &str) -> Result<Vec<Token>> {
             Token::AvgPool(num(tok, rest)?)
         } else if upper == "BN" {
             Token::BatchNorm
+        } else if upper == "LIF" {
+            Token::Lif
         } else if let Some(rest) = upper.strip_prefix("DO") {
             let p: f64 = rest
                 .parse()
@@ -77,12 +84,13 @@ pub fn parse_arch(arch: &str) -> Result<Vec<Token>> {
         } else {
             return Err(bad(
                 tok,
-                "expected <n>C<k>, MP<k>, AP<k>, BN, DO<p> or FC<n>",
+                "expected <n>C<k>, MP<k>, AP<k>, BN, DO<p>, LIF or FC<n>",
             ));
         };
         tokens.push(t);
     }
-    if !matches!(tokens.last(), Some(Token::Linear(_))) {
+    let last_layer = tokens.iter().rev().find(|t| **t != Token::Lif);
+    if !matches!(last_layer, Some(Token::Linear(_))) {
         return Err(Error::invalid(
             "architecture",
             format!("'{arch}' must end with a fully connected layer (FC<n>)"),
@@ -203,7 +211,9 @@ impl SpikingNetConfig {
                     c = *channels;
                     h = h - kernel + 1;
                     w = w - kernel + 1;
-                    // Pooling, batch-norm and dropout right after a convolution come before its neurons.
+                    // Pooling, batch-norm and dropout right after a convolution come before its
+                    // neurons, unless an explicit LIF puts the neurons first.
+                    let mut placed = false;
                     while let Some(next) = tokens.get(i + 1) {
                         match next {
                             Token::MaxPool(s) | Token::AvgPool(s) => {
@@ -218,15 +228,25 @@ impl SpikingNetConfig {
                                 h /= s;
                                 w /= s;
                             }
-                            Token::BatchNorm => stages
+                            Token::BatchNorm if !placed => stages
                                 .push(Stage::BatchNorm(BatchNormTT2d::new(c, self.steps, device))),
                             Token::Dropout(p) => stages.push(Stage::Dropout(TimeDropout::new(*p))),
+                            Token::Lif if !placed => {
+                                stages.push(Stage::Neuron(leaky.init(device)));
+                                names.push((
+                                    format!("conv{} ({c}x{h}x{w})", names.len() + 1),
+                                    c * h * w,
+                                ));
+                                placed = true;
+                            }
                             _ => break,
                         }
                         i += 1;
                     }
-                    stages.push(Stage::Neuron(leaky.init(device)));
-                    names.push((format!("conv{} ({c}x{h}x{w})", names.len() + 1), c * h * w));
+                    if !placed {
+                        stages.push(Stage::Neuron(leaky.init(device)));
+                        names.push((format!("conv{} ({c}x{h}x{w})", names.len() + 1), c * h * w));
+                    }
                 }
                 Token::Linear(n) => {
                     let inputs = flat.unwrap_or(c * h * w);
@@ -234,12 +254,25 @@ impl SpikingNetConfig {
                     stages.push(Stage::Neuron(leaky.init(device)));
                     names.push((format!("fc{} ({n})", names.len() + 1), *n));
                     flat = Some(*n);
+                    // `FC<n>-LIF` spells out the Leaky layer every FC has anyway.
+                    if tokens.get(i + 1) == Some(&Token::Lif) {
+                        i += 1;
+                    }
                 }
                 Token::Dropout(p) => stages.push(Stage::Dropout(TimeDropout::new(*p))),
                 Token::MaxPool(_) | Token::AvgPool(_) | Token::BatchNorm => {
                     return Err(Error::invalid(
                         "architecture",
                         format!("'{}': pooling and BN must follow a convolution", self.arch),
+                    ));
+                }
+                Token::Lif => {
+                    return Err(Error::invalid(
+                        "architecture",
+                        format!(
+                            "'{}': LIF must follow a convolution (or its pooling), once",
+                            self.arch
+                        ),
                     ));
                 }
             }
@@ -559,6 +592,64 @@ mod tests {
             .grad(&grads)
             .expect("conv weight has a gradient");
         assert!(g.abs().sum().into_scalar::<f32>() > 0.0);
+    }
+
+    #[test]
+    fn explicit_lif_puts_pooling_after_the_spikes() {
+        let device = Device::flex();
+        let config = SpikingNetConfig {
+            arch: "32C4-LIF-64C3-LIF-MP2-FC10".into(),
+            input: [2, 10, 10],
+            steps: 3,
+            beta: 0.95,
+            ..SpikingNetConfig::tutorial_conv()
+        };
+        let net = config.init(&device).unwrap();
+        let kinds: Vec<&str> = net
+            .stages
+            .iter()
+            .map(|s| match s {
+                Stage::Conv(_) => "conv",
+                Stage::Neuron(_) => "lif",
+                Stage::MaxPool(_) => "mp",
+                Stage::Linear(_) => "fc",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["conv", "lif", "conv", "lif", "mp", "fc", "lif"]);
+        // The second Leaky layer sees the unpooled 5x5 map; the FC sees 64x2x2 pooled spikes.
+        let sizes: Vec<usize> = net.layer_names.iter().map(|(_, n)| *n).collect();
+        assert_eq!(sizes, [32 * 7 * 7, 64 * 5 * 5, 10]);
+        let out = net
+            .forward(Tensor::<5>::ones([3, 2, 2, 10, 10], &device), None, false)
+            .unwrap();
+        assert_eq!(out.spk.dims(), [3, 2, 10]);
+        // Without LIF the pooling comes first, as in the conv tutorial.
+        let implicit = SpikingNetConfig {
+            arch: "32C4-64C3-MP2-FC10".into(),
+            ..config.clone()
+        };
+        let sizes: Vec<usize> = implicit
+            .init(&device)
+            .unwrap()
+            .layer_names
+            .iter()
+            .map(|(_, n)| *n)
+            .collect();
+        assert_eq!(sizes, [32 * 7 * 7, 64 * 2 * 2, 10]);
+        for bad in ["LIF-FC10", "32C4-LIF-LIF-FC10", "FC10-LIF-LIF"] {
+            let c = SpikingNetConfig {
+                arch: bad.into(),
+                ..config.clone()
+            };
+            assert!(c.init(&device).is_err(), "{bad} should be refused");
+        }
+        // FC10-LIF spells out what FC10 has anyway.
+        let c = SpikingNetConfig {
+            arch: "32C4-LIF-FC10-LIF".into(),
+            ..config
+        };
+        assert_eq!(c.init(&device).unwrap().layer_names.len(), 2);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use crate::data::events::dataset::EventFrameDataset;
 use crate::data::mnist::ImageDataset;
 use crate::encode::RateConfig;
 use crate::error::{Error, Result};
@@ -259,6 +260,110 @@ pub struct EvalReport {
     pub layers: Vec<(String, usize, f64)>,
 }
 
+/// A labelled data set the trainer draws batches from: images (encoded over time) or event
+/// frames (already one frame per time step).
+pub trait Samples: Sync {
+    /// Number of samples.
+    fn len(&self) -> usize;
+    /// True when there are no samples.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Number of classes; every label is below it.
+    fn num_classes(&self) -> usize;
+    /// One sample's shape, `[channels, height, width]`.
+    fn input_shape(&self) -> [usize; 3];
+    /// Class names in label order.
+    fn class_names(&self) -> Vec<String> {
+        (0..self.num_classes()).map(|c| c.to_string()).collect()
+    }
+    /// Network input `[1 or T, B, C, H, W]` and labels of the samples at `indices`.
+    fn batch(
+        &self,
+        indices: &[usize],
+        steps: usize,
+        encoding: Encoding,
+        rng: &mut rand::rngs::StdRng,
+        device: &Device,
+    ) -> Result<(Tensor<5>, Tensor<1, Int>)>;
+}
+
+impl Samples for ImageDataset {
+    fn len(&self) -> usize {
+        ImageDataset::len(self)
+    }
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+    fn input_shape(&self) -> [usize; 3] {
+        [1, self.rows, self.cols]
+    }
+    fn batch(
+        &self,
+        indices: &[usize],
+        steps: usize,
+        encoding: Encoding,
+        rng: &mut rand::rngs::StdRng,
+        device: &Device,
+    ) -> Result<(Tensor<5>, Tensor<1, Int>)> {
+        make_batch(self, indices, steps, encoding, rng, device)
+    }
+}
+
+impl Samples for EventFrameDataset {
+    fn len(&self) -> usize {
+        EventFrameDataset::len(self)
+    }
+    fn num_classes(&self) -> usize {
+        EventFrameDataset::num_classes(self)
+    }
+    fn input_shape(&self) -> [usize; 3] {
+        [2, self.height, self.width]
+    }
+    fn class_names(&self) -> Vec<String> {
+        self.class_names.clone()
+    }
+    /// Event counts per bin are the input current at each step; `encoding` does not apply.
+    fn batch(
+        &self,
+        indices: &[usize],
+        steps: usize,
+        _encoding: Encoding,
+        _rng: &mut rand::rngs::StdRng,
+        device: &Device,
+    ) -> Result<(Tensor<5>, Tensor<1, Int>)> {
+        if steps != self.bins {
+            return Err(Error::invalid(
+                "steps",
+                format!(
+                    "the event frames have {} time bins but the network runs {steps} steps",
+                    self.bins
+                ),
+            ));
+        }
+        let b = indices.len();
+        let frame = 2 * self.height * self.width;
+        // Samples are stored [bins, …] each; the network wants time first: [T, B, …].
+        let mut values = vec![0f32; steps * b * frame];
+        for (j, &i) in indices.iter().enumerate() {
+            let sample = self.sample(i);
+            for t in 0..steps {
+                let dst = &mut values[(t * b + j) * frame..][..frame];
+                for (d, &s) in dst.iter_mut().zip(&sample[t * frame..(t + 1) * frame]) {
+                    *d = f32::from(s);
+                }
+            }
+        }
+        let labels: Vec<i64> = indices.iter().map(|&i| i64::from(self.labels[i])).collect();
+        let x = Tensor::<5>::from_data(
+            TensorData::new(values, [steps, b, 2, self.height, self.width]),
+            device,
+        );
+        let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device);
+        Ok((x, y))
+    }
+}
+
 /// A batch as network input `[1 or T, B, C, H, W]` and labels.
 pub fn make_batch(
     data: &ImageDataset,
@@ -320,7 +425,7 @@ fn correct(spk: &Tensor<3>, targets: &Tensor<1, Int>) -> usize {
 /// Evaluates `net` (use `net.valid()` for inference) on `data`.
 pub fn evaluate(
     net: &SpikingNet,
-    data: &ImageDataset,
+    data: &dyn Samples,
     cfg: &TrainConfig,
     device: &Device,
     on_event: &mut dyn FnMut(Event),
@@ -335,7 +440,7 @@ pub fn evaluate(
     let (mut right, mut loss_sum, mut spikes) = (0usize, 0.0f64, 0.0f64);
     let mut layer_totals = vec![0.0f64; net.layer_names.len()];
     for batch in &batches {
-        let (x, y) = make_batch(data, batch, net.steps, cfg.encoding, &mut rng, device)?;
+        let (x, y) = data.batch(batch, net.steps, cfg.encoding, &mut rng, device)?;
         let out = net.forward(x, None, false)?;
         right += correct(&out.spk, &y);
         loss_sum += loss_of(cfg.loss, out.spk, out.mem, y)?.into_scalar::<f64>();
@@ -416,19 +521,19 @@ impl Session {
 /// Trains until `cfg.epochs` epochs are done, checkpointing after each.
 pub fn train(
     mut session: Session,
-    train_data: &ImageDataset,
-    test_data: &ImageDataset,
+    train_data: &dyn Samples,
+    test_data: &dyn Samples,
     cfg: &TrainConfig,
     device: &Device,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Session> {
-    if train_data.num_classes > session.net.outputs() {
+    if train_data.num_classes() > session.net.outputs() {
         return Err(Error::invalid(
             "network",
             format!(
                 "{} outputs for a data set of {} classes",
                 session.net.outputs(),
-                train_data.num_classes
+                train_data.num_classes()
             ),
         ));
     }
@@ -455,14 +560,8 @@ pub fn train(
         for (b, batch) in order.chunks(batch_size).enumerate() {
             let global_step = (epoch - 1) * batches_per_epoch + b;
             let lr = cfg.schedule.lr(cfg.lr, global_step);
-            let (x, y) = make_batch(
-                train_data,
-                batch,
-                session.net.steps,
-                cfg.encoding,
-                &mut rng,
-                device,
-            )?;
+            let (x, y) =
+                train_data.batch(batch, session.net.steps, cfg.encoding, &mut rng, device)?;
             let (loss, ok) = train_step(&mut session, x, y, cfg, lr, epoch, b + 1)?;
             loss_sum += loss;
             right += ok;

@@ -5,6 +5,7 @@
 //! file's own encoding, so downstream code never has to know where the events came from.
 
 pub mod aedat;
+pub mod dataset;
 pub mod emulator;
 pub mod nmnist;
 pub mod prophesee;
