@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use nerve::data::events::emulator::{read_png_sequence, Emulator, EmulatorConfig};
+use nerve::data::events::emulator::{Emulator, EmulatorConfig};
 use nerve::data::events::saccade::{write_emulated_nmnist, SaccadeConfig};
+use nerve::data::events::video::read_video;
 use nerve::data::events::{read_events, write_nmnist, write_prophesee, Events};
 use nerve::data::mnist::{load_dataset, load_embedded_mnist};
 use nerve::{Error, Result};
@@ -14,20 +15,24 @@ use nerve::{Error, Result};
 pub enum EventsCommand {
     /// Print the format, event count, sensor size, time span and polarity counts of a file.
     Info {
-        /// An event file: N-MNIST `.bin`, Prophesee `.dat`, ST-MNIST `.mat`, AEDAT 2.0 or 3.1.
+        /// An event file: N-MNIST `.bin`, Prophesee `.dat`, ST-MNIST `.mat`, AEDAT 2.0, 3.1 or
+        /// 4.0 (`.aedat4`; uncompressed or LZ4, not ZSTD).
         file: PathBuf,
     },
     /// Emulate an event camera watching a video given as a directory of PNG frames (sorted by
-    /// name): log-intensity change detection with per-pixel threshold mismatch, refractory
-    /// period, leak and shot noise, timestamps interpolated between frames (as v2e).
+    /// name) or an animated GIF: log-intensity change detection with per-pixel threshold
+    /// mismatch, refractory period, leak and shot noise, timestamps interpolated between frames
+    /// (as v2e).
     FromVideo {
-        /// Directory of PNG frames.
+        /// Directory of PNG frames, or a `.gif` (MP4 and other videos: extract PNG frames with
+        /// ffmpeg first).
         input: PathBuf,
         /// Output event file: `.dat` (Prophesee, any sensor) or `.bin` (N-MNIST, 34×34 only).
         output: PathBuf,
-        /// Frames per second of the input.
-        #[arg(long, default_value_t = 30.0)]
-        fps: f64,
+        /// Frames per second of the input [default: 30 for a PNG directory; a GIF uses its own
+        /// frame delays unless this is given].
+        #[arg(long)]
+        fps: Option<f64>,
         #[command(flatten)]
         emulator: EmulatorArgs,
     },
@@ -50,6 +55,12 @@ pub enum EventsCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Animate an event file as a looping GIF: one frame per time window, ON events amber,
+    /// OFF blue (white where both), on a dark background.
+    Gif(crate::events_viz_cmd::GifArgs),
+    /// Draw an event file as a spike raster PNG: time on x, neuron `y·width + x` on y, ON red,
+    /// OFF blue.
+    Raster(crate::events_viz_cmd::RasterArgs),
 }
 
 /// Options of the event-camera emulator.
@@ -97,6 +108,8 @@ impl EmulatorArgs {
 pub fn run(cmd: EventsCommand) -> Result<()> {
     match cmd {
         EventsCommand::Info { file } => info(&file),
+        EventsCommand::Gif(args) => crate::events_viz_cmd::gif(args),
+        EventsCommand::Raster(args) => crate::events_viz_cmd::raster(args),
         EventsCommand::FromVideo {
             input,
             output,
@@ -134,7 +147,7 @@ fn info(file: &Path) -> Result<()> {
     Ok(())
 }
 
-fn from_video(input: &Path, output: &Path, fps: f64, cfg: EmulatorConfig) -> Result<()> {
+fn from_video(input: &Path, output: &Path, fps: Option<f64>, cfg: EmulatorConfig) -> Result<()> {
     let ext = output.extension().and_then(|e| e.to_str()).unwrap_or("");
     if !matches!(ext, "dat" | "bin") {
         return Err(Error::invalid(
@@ -142,7 +155,8 @@ fn from_video(input: &Path, output: &Path, fps: f64, cfg: EmulatorConfig) -> Res
             format!("{}: expected a .dat or .bin file name", output.display()),
         ));
     }
-    let seq = read_png_sequence(input, fps)?;
+    let fps = fps.or(input.is_dir().then_some(30.0));
+    let seq = read_video(input, fps)?;
     let mut emulator = Emulator::new(seq.width, seq.height, cfg)?;
     let frames = seq.frames.len();
     let mut parts = Vec::with_capacity(frames);

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod events_cmd;
+mod events_viz_cmd;
 mod lm_cmd;
 mod reference_check;
 mod train_cmd;

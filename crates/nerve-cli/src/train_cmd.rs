@@ -120,6 +120,9 @@ pub struct EvalArgs {
     checkpoint: PathBuf,
     #[command(flatten)]
     data: DataArgs,
+    /// Also draw the mean output spike counts per true class to this PNG.
+    #[arg(long)]
+    class_counts: Option<PathBuf>,
 }
 
 /// A data set's two splits, whatever their kind.
@@ -389,6 +392,24 @@ fn plot_raster(
     Ok(label)
 }
 
+/// Draws the mean output spike counts per true class of an evaluation.
+fn write_class_counts(
+    path: &Path,
+    report: &EvalReport,
+    data: &dyn Samples,
+    name: &str,
+) -> Result<()> {
+    nerve::viz::write_class_counts_png(
+        path,
+        &format!(
+            "Output spikes per test sample by true class ({name}, {:.2}% correct)",
+            100.0 * report.accuracy
+        ),
+        &data.class_names(),
+        &report.class_counts,
+    )
+}
+
 /// `nerve train`.
 pub fn train(args: TrainArgs) -> Result<()> {
     let dataset = args
@@ -504,9 +525,16 @@ pub fn train(args: TrainArgs) -> Result<()> {
     )?;
     let raster = out_dir.join("raster.png");
     plot_raster(&raster, &net, &data, &infer_device)?;
+    let class_counts = out_dir.join("class_counts.png");
+    write_class_counts(&class_counts, &report, data.test.as_ref(), &data.name)?;
     println!("checkpoint: {}", checkpoint_path(&out_dir).display());
     println!("history:    {}", out_dir.join("history.csv").display());
-    println!("plots:      {} {}", curves.display(), raster.display());
+    println!(
+        "plots:      {} {} {}",
+        curves.display(),
+        raster.display(),
+        class_counts.display()
+    );
     Ok(())
 }
 
@@ -593,5 +621,9 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         pb.finish_and_clear();
     }
     print_report(&report);
+    if let Some(path) = &args.class_counts {
+        write_class_counts(path, &report, data.test.as_ref(), &data.name)?;
+        println!("class counts: {}", path.display());
+    }
     Ok(())
 }

@@ -16,6 +16,7 @@
 //!   `12C5-MP2-64C5-MP2-FC10`;
 //! - [`train`]: a BPTT/TBPTT trainer with atomic safetensors checkpoints and exact resume;
 //! - [`data`], [`plot`]: MNIST-style IDX data sets (an MNIST subset is embedded) and PNG plots;
+//! - [`viz`]: spike rasters, per-class spike-count heat maps and event streams as GIFs;
 //! - [`models::mmfree`], [`models::spikegpt`], [`models::lm`]: the MatMul-free LM (ternary
 //!   BitLinear, MLGRU, GLU; Hugging Face checkpoints; a packed ternary engine that generates
 //!   with additions only) and SpikeGPT (spiking RWKV), trained by [`train::lm`] on text from
@@ -137,5 +138,6 @@ pub mod rng;
 pub mod surrogate;
 pub mod text;
 pub mod train;
+pub mod viz;
 
 pub use error::{Error, Result};

@@ -258,6 +258,9 @@ pub struct EvalReport {
     pub spikes_per_sample: f64,
     /// Per spiking layer: name, neurons, firing rate (spikes per neuron per step).
     pub layers: Vec<(String, usize, f64)>,
+    /// `class_counts[c][k]`: mean spike count of output neuron `k` over samples of class `c`
+    /// (NaN for a class with no samples).
+    pub class_counts: Vec<Vec<f64>>,
 }
 
 /// A labelled data set the trainer draws batches from: images (encoded over time) or event
@@ -439,10 +442,21 @@ pub fn evaluate(
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x5EED_7E57);
     let (mut right, mut loss_sum, mut spikes) = (0usize, 0.0f64, 0.0f64);
     let mut layer_totals = vec![0.0f64; net.layer_names.len()];
+    let outputs = net.outputs();
+    let mut class_sums = vec![vec![0.0f64; outputs]; data.num_classes()];
+    let mut class_samples = vec![0usize; data.num_classes()];
     for batch in &batches {
         let (x, y) = data.batch(batch, net.steps, cfg.encoding, &mut rng, device)?;
         let out = net.forward(x, None, false)?;
         right += correct(&out.spk, &y);
+        let counts: Vec<f32> = out.spk.clone().detach().sum_dim(0).into_data().iter::<f32>().collect();
+        let labels: Vec<i64> = y.clone().into_data().iter::<i64>().collect();
+        for (row, &label) in counts.chunks(outputs.max(1)).zip(&labels) {
+            if let Some(sums) = class_sums.get_mut(label as usize) {
+                sums.iter_mut().zip(row).for_each(|(s, &c)| *s += f64::from(c));
+                class_samples[label as usize] += 1;
+            }
+        }
         loss_sum += loss_of(cfg.loss, out.spk, out.mem, y)?.into_scalar::<f64>();
         for (total, layer) in layer_totals.iter_mut().zip(&out.layers) {
             *total += layer.total.clone().into_scalar::<f64>();
@@ -467,6 +481,11 @@ pub fn evaluate(
                     total / (samples * *neurons as f64 * net.steps as f64),
                 )
             })
+            .collect(),
+        class_counts: class_sums
+            .into_iter()
+            .zip(class_samples)
+            .map(|(sums, n)| sums.into_iter().map(|s| s / n as f64).collect())
             .collect(),
     })
 }

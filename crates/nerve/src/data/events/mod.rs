@@ -5,6 +5,7 @@
 //! file's own encoding, so downstream code never has to know where the events came from.
 
 pub mod aedat;
+pub mod aedat4;
 pub mod dataset;
 pub mod emulator;
 pub mod nmnist;
@@ -12,12 +13,17 @@ pub mod prophesee;
 pub mod saccade;
 pub mod stmnist;
 pub mod transforms;
+pub mod video;
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
 pub use aedat::{detect_aedat, parse_aedat, parse_aedat2, parse_aedat3, read_aedat, DVS128_SENSOR};
+pub use aedat4::{
+    encode_aedat4, parse_aedat4, parse_aedat4_header, read_aedat4, write_aedat4,
+    Aedat4Compression,
+};
 pub use nmnist::{encode_nmnist, parse_nmnist, read_nmnist, write_nmnist, NMNIST_SENSOR};
 pub use prophesee::{encode_prophesee, parse_prophesee, read_prophesee, write_prophesee};
 pub use stmnist::{parse_stmnist, read_stmnist, STMNIST_SENSOR};
@@ -121,20 +127,28 @@ pub enum EventFormat {
     Aedat2,
     /// AEDAT 3.1 (cAER) polarity packets.
     Aedat3,
+    /// AEDAT 4.0 (DV): flatbuffer packets, uncompressed or LZ4.
+    Aedat4,
 }
 
 /// Reads an event file, detecting its format from the extension (`.bin`, `.dat`, `.mat`) or,
 /// failing that, from the content (a `%` header means Prophesee). A `#!AER-DAT` first line
-/// means AEDAT whatever the extension; AEDAT 4.0 is refused as not supported yet.
+/// means AEDAT (2.0, 3.1 or 4.0) whatever the extension.
 pub fn read_events(path: impl AsRef<Path>) -> Result<(EventFormat, Events)> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_events(&bytes, path)
+}
+
+/// Decodes an event file's bytes as [`read_events`] does, detecting the format from `path`'s
+/// extension and the content; `path` also names the source in errors.
+pub fn parse_events(bytes: &[u8], path: &Path) -> Result<(EventFormat, Events)> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(|e| e.to_ascii_lowercase());
     let format = match ext.as_deref() {
-        _ if bytes.starts_with(b"#!AER-DAT") => detect_aedat(&bytes, path)?,
+        _ if bytes.starts_with(b"#!AER-DAT") => detect_aedat(bytes, path)?,
         Some("mat") => EventFormat::StMnist,
         Some("bin") => EventFormat::NMnist,
         Some("dat") => EventFormat::PropheseeDat,
@@ -147,11 +161,12 @@ pub fn read_events(path: impl AsRef<Path>) -> Result<(EventFormat, Events)> {
         )),
     };
     let events = match format {
-        EventFormat::NMnist => parse_nmnist(&bytes, path)?,
-        EventFormat::PropheseeDat => parse_prophesee(&bytes, path)?,
-        EventFormat::StMnist => parse_stmnist(&bytes, path)?,
-        EventFormat::Aedat2 => parse_aedat2(&bytes, path)?,
-        EventFormat::Aedat3 => parse_aedat3(&bytes, path)?,
+        EventFormat::NMnist => parse_nmnist(bytes, path)?,
+        EventFormat::PropheseeDat => parse_prophesee(bytes, path)?,
+        EventFormat::StMnist => parse_stmnist(bytes, path)?,
+        EventFormat::Aedat2 => parse_aedat2(bytes, path)?,
+        EventFormat::Aedat3 => parse_aedat3(bytes, path)?,
+        EventFormat::Aedat4 => parse_aedat4(bytes, path)?,
     };
     Ok((format, events))
 }
