@@ -44,3 +44,12 @@ pub fn parse(name: &str) -> Result<Device> {
         )),
     }
 }
+
+/// True when `device` is Burn's Flex CPU backend, with or without autodiff (where Nerve's own
+/// CPU kernels run).
+pub fn is_flex(device: &Device) -> bool {
+    matches!(
+        device.clone().inner().as_dispatch(),
+        burn::backend::DispatchDevice::Flex(_)
+    )
+}

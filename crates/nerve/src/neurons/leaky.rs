@@ -5,6 +5,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::firing::scalar_param;
 use super::{bcast, run_steps, Firing, FiringConfig, NeuronOutput, Reset};
+use crate::kernels::leaky::{self as kernel, LeakyParams, SurrogateGrad};
 
 /// Options of a [`Leaky`] neuron.
 #[derive(Debug, Clone)]
@@ -91,7 +92,25 @@ impl Leaky {
     }
 
     /// A whole sequence `x[T, ...]`, starting from `state` (zeros when `None`).
+    ///
+    /// On the Flex CPU backend, with shared constant β, threshold and spike value, a delayed
+    /// detached reset, no inhibition and a closed-form surrogate (snnTorch's defaults), this runs
+    /// the fused multi-step kernel ([`crate::kernels::leaky`]); otherwise, or with
+    /// `NERVE_FUSED=0` in the environment, it steps with tensor ops as [`Leaky::run_reference`].
     pub fn run<const D: usize>(
+        &self,
+        x: Tensor<D>,
+        state: Option<LeakyState<D>>,
+    ) -> NeuronOutput<D, LeakyState<D>> {
+        let state = state.unwrap_or_else(|| LeakyState::zeros_like(&x.clone().narrow(0, 0, 1)));
+        match self.fused_params(&x) {
+            Some(params) => self.run_fused(x, state, params),
+            None => self.run_reference(x, Some(state)),
+        }
+    }
+
+    /// [`Leaky::run`] stepping with tensor ops: the reference the fused kernel is tested against.
+    pub fn run_reference<const D: usize>(
         &self,
         x: Tensor<D>,
         state: Option<LeakyState<D>>,
@@ -105,4 +124,65 @@ impl Leaky {
             |s| s.mem.clone(),
         )
     }
+
+    /// True when [`Leaky::run`] on `x` takes the fused kernel.
+    pub fn runs_fused<const D: usize>(&self, x: &Tensor<D>) -> bool {
+        self.fused_params(x).is_some()
+    }
+
+    /// The kernel's constants when it computes exactly what [`Leaky::step`] would.
+    fn fused_params<const D: usize>(&self, x: &Tensor<D>) -> Option<LeakyParams> {
+        let cfg = &self.firing.config;
+        let shared_constant = |p: &Param<Tensor<1>>| p.dims() == [1] && !p.is_require_grad();
+        let usable = fused_enabled()
+            && D >= 2
+            && cfg.reset_delay
+            && cfg.detach_reset
+            && !cfg.inhibition
+            && shared_constant(&self.beta)
+            && shared_constant(&self.firing.threshold)
+            && shared_constant(&self.firing.graded)
+            && x.dtype() == burn::tensor::DType::F32
+            && crate::device::is_flex(&x.device());
+        if !usable {
+            return None;
+        }
+        Some(LeakyParams {
+            beta: self.beta.val().clamp(0.0, 1.0).into_scalar::<f32>(),
+            threshold: self.firing.threshold.val().into_scalar::<f32>(),
+            graded: self.firing.graded.val().into_scalar::<f32>(),
+            reset: cfg.reset,
+            surrogate: SurrogateGrad::of(&cfg.surrogate)?,
+        })
+    }
+
+    fn run_fused<const D: usize>(
+        &self,
+        x: Tensor<D>,
+        state: LeakyState<D>,
+        params: LeakyParams,
+    ) -> NeuronOutput<D, LeakyState<D>> {
+        let shape = x.dims();
+        let steps = shape[0];
+        let neurons: usize = shape[1..].iter().product();
+        let (spk, mem) = kernel::leaky_multistep(
+            x.reshape([steps, neurons]),
+            state.mem.reshape([neurons]),
+            params,
+        );
+        let mut last = shape;
+        last[0] = 1;
+        let final_mem = mem.clone().narrow(0, steps - 1, 1).reshape(last);
+        NeuronOutput {
+            spk: spk.reshape(shape),
+            mem: self.record_mem.then(|| mem.reshape(shape)),
+            state: LeakyState { mem: final_mem },
+        }
+    }
+}
+
+/// The fused kernels are on unless `NERVE_FUSED=0` (to time or debug the reference path).
+pub(crate) fn fused_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("NERVE_FUSED").map_or(true, |v| v != "0"))
 }

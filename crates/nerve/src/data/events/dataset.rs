@@ -180,7 +180,7 @@ pub fn load_event_folder(
     let done = std::sync::atomic::AtomicUsize::new(0);
     let tick = || {
         let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if d % 1024 == 0 || d == total {
+        if d.is_multiple_of(1024) || d == total {
             progress(d, total);
         }
     };

@@ -1,0 +1,343 @@
+//! Fused multi-step Leaky kernel: one pass over time for the forward of a whole layer, one
+//! reverse pass for the backward.
+//!
+//! The reference is [`Leaky::step`](crate::neurons::Leaky::step) run step by step with tensor
+//! ops (what [`Leaky::run`](crate::neurons::Leaky::run) does when the kernel does not apply);
+//! `tests/fused_leaky.rs` checks spikes, membranes and gradients against it. Per step the
+//! reference launches about ten tensor ops, each with its own allocation and, under autodiff, its
+//! own graph node, and slicing `x[t]` makes the backward write a full-size zero tensor per step;
+//! the fused kernel is one op and one graph node for all `T` steps.
+//!
+//! Semantics (snnTorch `Leaky` with its defaults: delayed, detached reset): for each neuron,
+//! `r_t = H(m_{t-1} − θ)`, then `m_t = β·m_{t-1} + x_t − r_t·θ` (subtract),
+//! `m_t = β·(1 − r_t)·m_{t-1} + x_t` (zero) or `m_t = β·m_{t-1} + x_t` (none), and
+//! `s_t = g·H(m_t − θ)`. The backward carries
+//! `∂L/∂m_t = ∂L/∂s_t·g·S'(m_t − θ) + ∂L/∂m_t|direct + ∂L/∂m_{t+1}·∂m_{t+1}/∂m_t`, where the
+//! reset is a constant (as snnTorch detaches it), so `∂m_{t+1}/∂m_t` is `β`, or `β·(1 − r_{t+1})`
+//! for the zero reset.
+//!
+//! The op takes `x [T, N]` and the initial membrane `m_0 [N]` and returns `[2T, N]`: spikes in
+//! rows `0..T`, membranes in rows `T..2T` (Burn's autodiff records one output per op, so both
+//! travel in one tensor). The backward keeps only that output and `m_0`; it never stores `x`.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
+use burn::tensor::{DType, Tensor, TensorData};
+use rayon::prelude::*;
+
+use crate::neurons::Reset;
+use crate::surrogate::Surrogate;
+
+/// The surrogate derivatives the kernel evaluates in closed form.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SurrogateGrad {
+    /// `(α/2) / (1 + (π α u / 2)²)`.
+    ATan(f32),
+    /// `1 / (slope·|u| + 1)²`.
+    FastSigmoid(f32),
+    /// `slope·σ(slope·u)·(1 − σ(slope·u))`.
+    Sigmoid(f32),
+    /// `−threshold·sign(u)` (the derivative of snnTorch's triangular stand-in).
+    Triangular(f32),
+    /// `slope·exp(−β|u − 1|)`.
+    SpikeRateEscape {
+        /// Escape rate β.
+        beta: f32,
+        /// Slope.
+        slope: f32,
+    },
+    /// 1.
+    StraightThrough,
+    /// Fast sigmoid where `u > b`, else 0.
+    SparseFastSigmoid {
+        /// Slope.
+        slope: f32,
+        /// Offset below which the gradient is zero.
+        b: f32,
+    },
+}
+
+impl SurrogateGrad {
+    /// The closed form of `surrogate`, or `None` for the stochastic and user-defined ones.
+    pub fn of(surrogate: &Surrogate) -> Option<Self> {
+        Some(match *surrogate {
+            Surrogate::ATan { alpha } => Self::ATan(alpha as f32),
+            Surrogate::FastSigmoid { slope } => Self::FastSigmoid(slope as f32),
+            Surrogate::Sigmoid { slope } => Self::Sigmoid(slope as f32),
+            Surrogate::Triangular { threshold } => Self::Triangular(threshold as f32),
+            Surrogate::SpikeRateEscape { beta, slope } => Self::SpikeRateEscape {
+                beta: beta as f32,
+                slope: slope as f32,
+            },
+            Surrogate::StraightThrough => Self::StraightThrough,
+            Surrogate::SparseFastSigmoid { slope, b } => Self::SparseFastSigmoid {
+                slope: slope as f32,
+                b: b as f32,
+            },
+            _ => return None,
+        })
+    }
+
+    /// `dS/du` at `u`.
+    #[inline]
+    pub fn at(self, u: f32) -> f32 {
+        match self {
+            Self::ATan(alpha) => {
+                let a = std::f32::consts::PI * alpha * u / 2.0;
+                alpha / 2.0 / (1.0 + a * a)
+            }
+            Self::FastSigmoid(slope) => {
+                let d = slope * u.abs() + 1.0;
+                1.0 / (d * d)
+            }
+            Self::Sigmoid(slope) => {
+                let s = 1.0 / (1.0 + (-slope * u).exp());
+                slope * s * (1.0 - s)
+            }
+            Self::Triangular(threshold) => {
+                if u > 0.0 {
+                    -threshold
+                } else if u < 0.0 {
+                    threshold
+                } else {
+                    0.0
+                }
+            }
+            Self::SpikeRateEscape { beta, slope } => slope * (-beta * (u - 1.0).abs()).exp(),
+            Self::StraightThrough => 1.0,
+            Self::SparseFastSigmoid { slope, b } => {
+                if u > b {
+                    let d = slope * u.abs() + 1.0;
+                    1.0 / (d * d)
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+/// Constants of one fused Leaky layer (shared by all its neurons).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeakyParams {
+    /// Membrane decay β (already clamped to [0, 1]).
+    pub beta: f32,
+    /// Threshold θ.
+    pub threshold: f32,
+    /// Spike value g.
+    pub graded: f32,
+    /// Reset mechanism.
+    pub reset: Reset,
+    /// Surrogate derivative.
+    pub surrogate: SurrogateGrad,
+}
+
+/// The fused Leaky op as a Burn backend extension: Flex runs it on raw slices, Autodiff over
+/// Flex adds the reverse pass.
+#[backend_extension(Flex, Autodiff)]
+pub trait LeakyKernel: Backend {
+    /// `x [T, N]`, `mem0 [N]` → `[2T, N]` (spikes, then membranes).
+    fn leaky_multistep(
+        x: FloatTensor<Self>,
+        mem0: FloatTensor<Self>,
+        params: LeakyParams,
+    ) -> FloatTensor<Self>;
+}
+
+/// Neurons per parallel task: enough work per task to amortise the fork, few enough tasks to
+/// balance two to sixteen threads.
+const CHUNK: usize = 2048;
+
+fn f32_data(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(s) if t.is_contiguous() => std::borrow::Cow::Borrowed(s),
+        _ => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("f32").to_vec()),
+    }
+}
+
+fn flex_from(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// The forward pass on plain slices: `x` is `[steps, n]`, the result `[2·steps, n]`.
+pub fn forward_slices(x: &[f32], mem0: &[f32], steps: usize, p: &LeakyParams) -> Vec<f32> {
+    let n = mem0.len();
+    assert_eq!(x.len(), steps * n, "x must be [steps, n]");
+    let mut out = vec![0f32; 2 * steps * n];
+    let out_ptr = SyncPtr(out.as_mut_ptr());
+    (0..n.div_ceil(CHUNK)).into_par_iter().for_each(|band| {
+        let start = band * CHUNK;
+        let len = CHUNK.min(n - start);
+        let mut state = mem0[start..start + len].to_vec();
+        for t in 0..steps {
+            let row = t * n + start;
+            let xt = &x[row..row + len];
+            for i in 0..len {
+                let prev = state[i];
+                let fired = prev - p.threshold > 0.0;
+                let next = match p.reset {
+                    Reset::Subtract if fired => p.beta * prev + xt[i] - p.threshold,
+                    Reset::Zero if fired => xt[i],
+                    _ => p.beta * prev + xt[i],
+                };
+                state[i] = next;
+                let spike = if next - p.threshold > 0.0 {
+                    p.graded
+                } else {
+                    0.0
+                };
+                // SAFETY: each task writes only its own band of columns, in both halves.
+                unsafe {
+                    *out_ptr.get().add(row + i) = spike;
+                    *out_ptr.get().add(steps * n + row + i) = next;
+                }
+            }
+        }
+    });
+    out
+}
+
+/// The reverse pass on plain slices: `grad` and `out` are `[2·steps, n]`; returns the gradients
+/// of `x [steps, n]` and `mem0 [n]`.
+pub fn backward_slices(
+    grad: &[f32],
+    out: &[f32],
+    mem0: &[f32],
+    steps: usize,
+    p: &LeakyParams,
+) -> (Vec<f32>, Vec<f32>) {
+    let n = mem0.len();
+    let mut gx = vec![0f32; steps * n];
+    let mut gm0 = vec![0f32; n];
+    let mems = &out[steps * n..];
+    let (g_spk, g_mem) = grad.split_at(steps * n);
+    // Tasks own disjoint neuron bands of gx (strided rows) and gm0.
+    let gx_ptr = SyncPtr(gx.as_mut_ptr());
+    gm0.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(band, gm0_band)| {
+            let start = band * CHUNK;
+            let len = gm0_band.len();
+            let mut carry = vec![0f32; len];
+            for t in (0..steps).rev() {
+                let row = t * n + start;
+                let prev_row = |i: usize| {
+                    if t == 0 {
+                        mem0[start + i]
+                    } else {
+                        mems[row - n + i]
+                    }
+                };
+                for i in 0..len {
+                    let m = mems[row + i];
+                    let g = g_mem[row + i]
+                        + carry[i]
+                        + g_spk[row + i] * p.graded * p.surrogate.at(m - p.threshold);
+                    // SAFETY: each task writes only its own band of columns of gx.
+                    unsafe { *gx_ptr.get().add(row + i) = g };
+                    let through = match p.reset {
+                        Reset::Zero if prev_row(i) - p.threshold > 0.0 => 0.0,
+                        _ => p.beta,
+                    };
+                    carry[i] = g * through;
+                }
+            }
+            gm0_band.copy_from_slice(&carry);
+        });
+    (gx, gm0)
+}
+
+/// A raw pointer that tasks writing disjoint elements may share.
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+// SAFETY: used only for disjoint writes, see `backward_slices`.
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+impl SyncPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+impl LeakyKernel for Flex {
+    fn leaky_multistep(x: FlexTensor, mem0: FlexTensor, params: LeakyParams) -> FlexTensor {
+        let shape = x.layout().shape().to_vec();
+        let (steps, n) = (shape[0], shape[1]);
+        let out = forward_slices(&f32_data(&x), &f32_data(&mem0), steps, &params);
+        flex_from(out, vec![2 * steps, n])
+    }
+}
+
+#[derive(Debug)]
+struct LeakyBackward;
+
+impl Backward<Flex, 2> for LeakyBackward {
+    type State = (FlexTensor, FlexTensor, LeakyParams);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_mem0] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (out, mem0, params) = ops.state;
+        let n = mem0.layout().shape().num_elements();
+        let steps = out.layout().shape()[0] / 2;
+        let (gx, gm0) = backward_slices(
+            &f32_data(&grad),
+            &f32_data(&out),
+            &f32_data(&mem0),
+            steps,
+            &params,
+        );
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, flex_from(gx, vec![steps, n]));
+        }
+        if let Some(node) = node_mem0 {
+            grads.register::<Flex>(node.id, flex_from(gm0, vec![n]));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> LeakyKernel for Autodiff<Flex, C> {
+    fn leaky_multistep(
+        x: FloatTensor<Self>,
+        mem0: FloatTensor<Self>,
+        params: LeakyParams,
+    ) -> FloatTensor<Self> {
+        let guards = [x.node(), mem0.node()];
+        let mem0 = mem0.into_primitive();
+        let out = <Flex as LeakyKernel>::leaky_multistep(x.into_primitive(), mem0.clone(), params);
+        match LeakyBackward
+            .prepare::<C>(guards)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((out.clone(), mem0, params), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+}
+
+/// True when `x` lives on the Flex backend (with or without autodiff), where the kernel runs.
+pub fn supported(x: &Tensor<2>) -> bool {
+    x.dtype() == DType::F32 && crate::device::is_flex(&x.device())
+}
+
+/// Runs the fused kernel: `x [T, N]`, `mem0 [N]` → `(spikes [T, N], membranes [T, N])`.
+/// Call only where [`supported`] holds.
+pub fn leaky_multistep(
+    x: Tensor<2>,
+    mem0: Tensor<1>,
+    params: LeakyParams,
+) -> (Tensor<2>, Tensor<2>) {
+    let [steps, _] = x.dims();
+    let out = Tensor::<2>::from_dispatch(<Dispatch as LeakyKernel>::leaky_multistep(
+        x.into_dispatch(),
+        mem0.into_dispatch(),
+        params,
+    ));
+    (out.clone().narrow(0, 0, steps), out.narrow(0, steps, steps))
+}

@@ -1,0 +1,145 @@
+//! The fused multi-step Leaky kernel computes what the step-by-step tensor-op reference does:
+//! spikes, membranes, final state and the gradients of the input and the initial state, for
+//! every reset mechanism and every closed-form surrogate.
+
+use burn::tensor::{Device, Distribution, Tensor};
+use nerve::neurons::{FiringConfig, LeakyConfig, LeakyState, Reset};
+use nerve::surrogate::Surrogate;
+
+fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    (a - b).abs().max().into_scalar::<f32>()
+}
+
+fn scale<const D: usize>(a: &Tensor<D>) -> f32 {
+    a.clone().abs().max().into_scalar::<f32>().max(1.0)
+}
+
+fn config(reset: Reset, surrogate: Surrogate, graded: f64) -> LeakyConfig {
+    LeakyConfig {
+        record_mem: true,
+        firing: FiringConfig {
+            reset,
+            surrogate,
+            graded_spikes_factor: graded,
+            threshold: 0.8,
+            ..FiringConfig::default()
+        },
+        ..LeakyConfig::new(0.9)
+    }
+}
+
+#[test]
+fn forward_matches_the_reference_for_every_reset() {
+    let device = Device::flex();
+    device.seed(11);
+    // Inputs around the threshold so neurons fire and reset often.
+    let x = Tensor::<3>::random([40, 3, 70], Distribution::Normal(0.3, 0.6), &device);
+    let mem0 = Tensor::<3>::random([1, 3, 70], Distribution::Normal(0.5, 0.5), &device);
+    for reset in [Reset::Subtract, Reset::Zero, Reset::None] {
+        let lif = config(reset, Surrogate::default(), 1.0).init(&device);
+        let state = || Some(LeakyState { mem: mem0.clone() });
+        assert!(lif.runs_fused(&x), "the kernel should apply");
+        let fused = lif.run(x.clone(), state());
+        let reference = lif.run_reference(x.clone(), state());
+        let spikes = fused.spk.clone().sum().into_scalar::<f32>();
+        assert!(spikes > 100.0, "{reset:?}: only {spikes} spikes");
+        assert_eq!(
+            max_abs_diff(fused.spk, reference.spk),
+            0.0,
+            "{reset:?}: spikes differ"
+        );
+        let mem = reference.mem.unwrap();
+        let tol = 1e-5 * scale(&mem);
+        assert!(
+            max_abs_diff(fused.mem.unwrap(), mem) <= tol,
+            "{reset:?}: membranes"
+        );
+        assert!(
+            max_abs_diff(fused.state.mem, reference.state.mem) <= tol,
+            "{reset:?}: final state"
+        );
+    }
+}
+
+#[test]
+fn gradients_match_the_reference_for_every_reset_and_surrogate() {
+    let surrogates = [
+        Surrogate::ATan { alpha: 2.0 },
+        Surrogate::FastSigmoid { slope: 25.0 },
+        Surrogate::Sigmoid { slope: 5.0 },
+        Surrogate::Triangular { threshold: 1.0 },
+        Surrogate::SpikeRateEscape {
+            beta: 1.0,
+            slope: 2.0,
+        },
+        Surrogate::StraightThrough,
+        Surrogate::SparseFastSigmoid {
+            slope: 25.0,
+            b: -0.2,
+        },
+    ];
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    let shape = [25, 2, 40];
+    let x0 = Tensor::<3>::random(shape, Distribution::Normal(0.3, 0.6), &device);
+    let m0 = Tensor::<3>::random([1, 2, 40], Distribution::Normal(0.4, 0.5), &device);
+    // Random weights on spikes, membranes and the final state make every output matter.
+    let w_spk = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+    let w_mem = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+    let w_end = Tensor::<3>::random([1, 2, 40], Distribution::Normal(0.0, 1.0), &device);
+    for reset in [Reset::Subtract, Reset::Zero, Reset::None] {
+        for (k, surrogate) in surrogates.iter().enumerate() {
+            let graded = if k % 2 == 0 { 1.0 } else { 0.7 };
+            let lif = config(reset, surrogate.clone(), graded).init(&device);
+            assert!(lif.runs_fused(&x0), "the kernel should apply");
+            let grads = |fused: bool| {
+                let x = x0.clone().detach().require_grad();
+                let mem0 = m0.clone().detach().require_grad();
+                let state = Some(LeakyState { mem: mem0.clone() });
+                let out = if fused {
+                    lif.run(x.clone(), state)
+                } else {
+                    lif.run_reference(x.clone(), state)
+                };
+                let loss = (out.spk * w_spk.clone()).sum()
+                    + (out.mem.unwrap() * w_mem.clone()).sum()
+                    + (out.state.mem * w_end.clone()).sum();
+                let g = loss.backward();
+                (
+                    x.grad(&g).expect("x has a gradient"),
+                    mem0.grad(&g).expect("mem0 has a gradient"),
+                )
+            };
+            let (gx_f, gm_f) = grads(true);
+            let (gx_r, gm_r) = grads(false);
+            let what = format!("{reset:?} / {surrogate:?}");
+            assert!(
+                max_abs_diff(gx_f.clone(), gx_r.clone()) <= 1e-5 * scale(&gx_r),
+                "{what}: input gradients differ by {}",
+                max_abs_diff(gx_f, gx_r)
+            );
+            assert!(
+                max_abs_diff(gm_f.clone(), gm_r.clone()) <= 1e-5 * scale(&gm_r),
+                "{what}: initial-state gradients differ by {}",
+                max_abs_diff(gm_f, gm_r)
+            );
+        }
+    }
+}
+
+#[test]
+fn learned_or_per_neuron_parameters_fall_back_to_the_reference() {
+    // A learned β must get its gradient, which only the reference path provides.
+    let device = Device::flex().autodiff();
+    let lif = LeakyConfig {
+        learn_beta: true,
+        ..LeakyConfig::new(0.7)
+    }
+    .init(&device);
+    let x = Tensor::<3>::ones([6, 1, 3], &device) * 0.6;
+    assert!(!lif.runs_fused(&x));
+    let out = lif.run(x, None);
+    let grads = out.spk.sum().backward();
+    let g = lif.beta.val().grad(&grads).expect("β has a gradient");
+    assert!(g.abs().sum().into_scalar::<f32>() > 0.0);
+}
