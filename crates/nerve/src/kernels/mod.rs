@@ -2,4 +2,5 @@
 //! compare it with.
 
 pub mod leaky;
+pub mod spike_linear;
 pub mod ternary;

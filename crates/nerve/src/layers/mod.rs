@@ -7,6 +7,8 @@ use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
+use crate::kernels::spike_linear::{spike_linear, SpikeLinearMode};
+
 /// Merges the time and batch axes: `[T, B, ...]` → `[T·B, ...]`.
 pub fn fold<const D: usize, const F: usize>(x: Tensor<D>) -> Tensor<F> {
     x.flatten(0, 1)
@@ -108,10 +110,23 @@ impl TimeLinear {
         }
     }
 
-    /// `[T, B, in]` → `[T, B, out]`.
+    /// `[T, B, in]` → `[T, B, out]`. On the Flex CPU backend, spike inputs (mostly zeros) take
+    /// the event-driven kernel ([`crate::kernels::spike_linear`]), dense inputs one GEMM.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let steps = x.dims()[0];
-        unfold(self.linear.forward(fold::<3, 2>(x)), steps)
+        let folded = fold::<3, 2>(x);
+        if !(crate::neurons::fused_enabled() && crate::device::is_flex(&folded.device())) {
+            return unfold(self.linear.forward(folded), steps);
+        }
+        let weight = self.linear.weight.val();
+        let bias = match &self.linear.bias {
+            Some(b) => b.val(),
+            None => Tensor::zeros([weight.dims()[1]], &weight.device()),
+        };
+        unfold(
+            spike_linear(folded, weight, bias, SpikeLinearMode::Auto),
+            steps,
+        )
     }
 }
 
