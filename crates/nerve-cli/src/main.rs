@@ -12,6 +12,7 @@ mod events_cmd;
 mod events_viz_cmd;
 mod lm_cmd;
 mod reference_check;
+mod retina_cmd;
 mod train_cmd;
 
 /// Spiking neural networks in Rust.
@@ -38,6 +39,9 @@ enum Command {
         #[command(subcommand)]
         command: lm_cmd::LmCommand,
     },
+    /// Simulate a retina (rods, cones, bipolar and ganglion cells) watching a PNG image or a
+    /// directory of PNG frames; write ganglion spikes, a raster plot and region rates.
+    Retina(Box<retina_cmd::RetinaArgs>),
     /// Replay every case of a nerve-reference-v1 file and compare with Nerve.
     ReferenceCheck {
         /// The reference file (e.g. ../shared/reference/snntorch-reference.json).
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => train_cmd::eval(args).map(|()| ExitCode::SUCCESS),
         Command::Events { command } => events_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Lm { command } => lm_cmd::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Retina(args) => retina_cmd::run(*args).map(|()| ExitCode::SUCCESS),
         Command::ReferenceCheck { file } => reference_check::run(&file),
     };
     match result {

@@ -22,6 +22,8 @@
 //!   with additions only) and SpikeGPT (spiking RWKV), trained by [`train::lm`] on text from
 //!   [`text`] (tokenizers, corpora, sampling); [`kernels`] holds the packed ternary GEMV;
 //! - [`reference`](mod@reference): replays vectors recorded from snnTorch and compares Nerve with them;
+//! - [`retina`]: a retina model (rods and cones with adaptation, ON/OFF bipolar cells,
+//!   Fohlmeister–Miller or LIF ganglion cells) turning images into spikes and region rates;
 //! - [`device`]: picks the backend by name: Burn's pure-Rust `flex` CPU backend (the default),
 //!   or `wgpu` / `cuda` in builds with those cargo features.
 //!
@@ -134,6 +136,7 @@ pub mod models;
 pub mod neurons;
 pub mod plot;
 pub mod reference;
+pub mod retina;
 pub mod rng;
 pub mod surrogate;
 pub mod text;

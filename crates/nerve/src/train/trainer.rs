@@ -449,11 +449,20 @@ pub fn evaluate(
         let (x, y) = data.batch(batch, net.steps, cfg.encoding, &mut rng, device)?;
         let out = net.forward(x, None, false)?;
         right += correct(&out.spk, &y);
-        let counts: Vec<f32> = out.spk.clone().detach().sum_dim(0).into_data().iter::<f32>().collect();
+        let counts: Vec<f32> = out
+            .spk
+            .clone()
+            .detach()
+            .sum_dim(0)
+            .into_data()
+            .iter::<f32>()
+            .collect();
         let labels: Vec<i64> = y.clone().into_data().iter::<i64>().collect();
         for (row, &label) in counts.chunks(outputs.max(1)).zip(&labels) {
             if let Some(sums) = class_sums.get_mut(label as usize) {
-                sums.iter_mut().zip(row).for_each(|(s, &c)| *s += f64::from(c));
+                sums.iter_mut()
+                    .zip(row)
+                    .for_each(|(s, &c)| *s += f64::from(c));
                 class_samples[label as usize] += 1;
             }
         }

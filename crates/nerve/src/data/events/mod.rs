@@ -21,8 +21,7 @@ use crate::error::{Error, Result};
 
 pub use aedat::{detect_aedat, parse_aedat, parse_aedat2, parse_aedat3, read_aedat, DVS128_SENSOR};
 pub use aedat4::{
-    encode_aedat4, parse_aedat4, parse_aedat4_header, read_aedat4, write_aedat4,
-    Aedat4Compression,
+    encode_aedat4, parse_aedat4, parse_aedat4_header, read_aedat4, write_aedat4, Aedat4Compression,
 };
 pub use nmnist::{encode_nmnist, parse_nmnist, read_nmnist, write_nmnist, NMNIST_SENSOR};
 pub use prophesee::{encode_prophesee, parse_prophesee, read_prophesee, write_prophesee};
