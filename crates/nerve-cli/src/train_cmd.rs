@@ -110,6 +110,10 @@ pub struct TrainArgs {
     /// Use only the first N training samples.
     #[arg(long)]
     train_limit: Option<usize>,
+    /// Gradient checkpointing: recompute memory-bound intermediate results in the backward pass
+    /// instead of keeping them from the forward pass (less memory, more compute).
+    #[arg(long)]
+    checkpointing: bool,
 }
 
 /// Options of `nerve eval`.
@@ -483,7 +487,11 @@ pub fn train(args: TrainArgs) -> Result<()> {
         dataset: dataset.clone(),
     };
     let infer_device = nerve::device::parse(&args.data.device)?;
-    let device = infer_device.clone().autodiff();
+    let device = if args.checkpointing {
+        infer_device.clone().autodiff().gradient_checkpointing()
+    } else {
+        infer_device.clone().autodiff()
+    };
     let session = if args.resume {
         let s = Session::resume(net_config, &cfg, &device)?;
         println!(
