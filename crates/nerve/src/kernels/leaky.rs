@@ -164,42 +164,145 @@ fn flex_from(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
+/// One band of neurons through all steps: `x`, `spk` and `mem` rows are `stride` apart, the band
+/// is `state.len()` wide. Branch-free so the inner loop vectorises; the arithmetic is written in
+/// the reference's order (`β·m + x − r·θ`, `β·(1 − r)·m + x`) so results are bit-identical.
+///
+/// # Safety
+/// `spk` and `mem` point to `steps` rows of `stride` floats; no other thread touches columns
+/// `start..start + state.len()` of them.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn forward_band(
+    x: &[f32],
+    spk: SyncPtr,
+    mem: SyncPtr,
+    start: usize,
+    state: &mut [f32],
+    steps: usize,
+    stride: usize,
+    p: &LeakyParams,
+) {
+    let len = state.len();
+    let (beta, theta, graded) = (p.beta, p.threshold, p.graded);
+    for t in 0..steps {
+        let at = t * stride + start;
+        let xt = &x[at..at + len];
+        // SAFETY: this band's own columns of row t (see the function's contract).
+        let (st, mt) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(spk.get().add(at), len),
+                std::slice::from_raw_parts_mut(mem.get().add(at), len),
+            )
+        };
+        match p.reset {
+            Reset::Subtract => {
+                for i in 0..len {
+                    let r = f32::from(u8::from(state[i] - theta > 0.0));
+                    state[i] = beta * state[i] + xt[i] - r * theta;
+                }
+            }
+            Reset::Zero => {
+                for i in 0..len {
+                    let r = f32::from(u8::from(state[i] - theta > 0.0));
+                    state[i] = beta * (1.0 - r) * state[i] + xt[i];
+                }
+            }
+            Reset::None => {
+                for i in 0..len {
+                    state[i] = beta * state[i] + xt[i];
+                }
+            }
+        }
+        for i in 0..len {
+            mt[i] = state[i];
+            st[i] = f32::from(u8::from(state[i] - theta > 0.0)) * graded;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn forward_band_512(
+    x: &[f32],
+    spk: SyncPtr,
+    mem: SyncPtr,
+    start: usize,
+    state: &mut [f32],
+    steps: usize,
+    stride: usize,
+    p: &LeakyParams,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { forward_band(x, spk, mem, start, state, steps, stride, p) }
+}
+
 /// The forward pass on plain slices: `x` is `[steps, n]`, the result `[2·steps, n]`.
 pub fn forward_slices(x: &[f32], mem0: &[f32], steps: usize, p: &LeakyParams) -> Vec<f32> {
     let n = mem0.len();
     assert_eq!(x.len(), steps * n, "x must be [steps, n]");
     let mut out = vec![0f32; 2 * steps * n];
     let out_ptr = SyncPtr(out.as_mut_ptr());
+    let total = out.len();
     (0..n.div_ceil(CHUNK)).into_par_iter().for_each(|band| {
         let start = band * CHUNK;
         let len = CHUNK.min(n - start);
         let mut state = mem0[start..start + len].to_vec();
-        for t in 0..steps {
-            let row = t * n + start;
-            let xt = &x[row..row + len];
-            for i in 0..len {
-                let prev = state[i];
-                let fired = prev - p.threshold > 0.0;
-                let next = match p.reset {
-                    Reset::Subtract if fired => p.beta * prev + xt[i] - p.threshold,
-                    Reset::Zero if fired => xt[i],
-                    _ => p.beta * prev + xt[i],
-                };
-                state[i] = next;
-                let spike = if next - p.threshold > 0.0 {
-                    p.graded
-                } else {
-                    0.0
-                };
-                // SAFETY: each task writes only its own band of columns, in both halves.
-                unsafe {
-                    *out_ptr.get().add(row + i) = spike;
-                    *out_ptr.get().add(steps * n + row + i) = next;
-                }
-            }
+        let (spk, mem) = (out_ptr, SyncPtr(out_ptr.get().wrapping_add(total / 2)));
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the features; `out` holds 2·steps rows of n and this task
+            // owns columns start..start + len.
+            unsafe { forward_band_512(x, spk, mem, start, &mut state, steps, n, p) };
+            return;
         }
+        // SAFETY: as above.
+        unsafe { forward_band(x, spk, mem, start, &mut state, steps, n, p) };
     });
     out
+}
+
+/// One band of neurons backwards through time, `surrogate` already chosen (monomorphised so
+/// the inner loop has no dispatch). `gx` points at the band's first column of a `[steps,
+/// stride]` buffer whose columns `0..carry.len()` (from there) only this call writes.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn backward_band(
+    g_spk: &[f32],
+    g_mem: &[f32],
+    mems: &[f32],
+    mem0: &[f32],
+    gx: SyncPtr,
+    carry: &mut [f32],
+    steps: usize,
+    stride: usize,
+    p: &LeakyParams,
+    surrogate: impl Fn(f32) -> f32,
+) {
+    let len = carry.len();
+    for t in (0..steps).rev() {
+        let row = t * stride;
+        let m = &mems[row..row + len];
+        let prev = if t == 0 {
+            mem0
+        } else {
+            &mems[row - stride..row - stride + len]
+        };
+        let (gs, gm) = (&g_spk[row..row + len], &g_mem[row..row + len]);
+        // SAFETY: this band's own columns of row t of gx, which has `steps` rows of `stride`.
+        let gxt = unsafe { std::slice::from_raw_parts_mut(gx.get().add(row), len) };
+        for i in 0..len {
+            let g = gm[i] + carry[i] + gs[i] * p.graded * surrogate(m[i] - p.threshold);
+            gxt[i] = g;
+            carry[i] = match p.reset {
+                Reset::Zero => {
+                    g * (p.beta * (1.0 - f32::from(u8::from(prev[i] - p.threshold > 0.0))))
+                }
+                _ => g * p.beta,
+            };
+        }
+    }
 }
 
 /// The reverse pass on plain slices: `grad` and `out` are `[2·steps, n]`; returns the gradients
@@ -214,40 +317,43 @@ pub fn backward_slices(
     let n = mem0.len();
     let mut gx = vec![0f32; steps * n];
     let mut gm0 = vec![0f32; n];
+    if steps == 0 {
+        return (gx, gm0);
+    }
     let mems = &out[steps * n..];
     let (g_spk, g_mem) = grad.split_at(steps * n);
-    // Tasks own disjoint neuron bands of gx (strided rows) and gm0.
     let gx_ptr = SyncPtr(gx.as_mut_ptr());
+    let gx_len = gx.len();
     gm0.par_chunks_mut(CHUNK)
         .enumerate()
-        .for_each(|(band, gm0_band)| {
+        .for_each(|(band, carry)| {
             let start = band * CHUNK;
-            let len = gm0_band.len();
-            let mut carry = vec![0f32; len];
-            for t in (0..steps).rev() {
-                let row = t * n + start;
-                let prev_row = |i: usize| {
-                    if t == 0 {
-                        mem0[start + i]
-                    } else {
-                        mems[row - n + i]
-                    }
+            let len = carry.len();
+            let span = (steps - 1) * n + len;
+            let (gs, gm, ms) = (
+                &g_spk[start..start + span],
+                &g_mem[start..start + span],
+                &mems[start..start + span],
+            );
+            let m0 = &mem0[start..start + len];
+            assert!(start + span <= gx_len);
+            let gx = SyncPtr(gx_ptr.get().wrapping_add(start));
+            macro_rules! run {
+                ($f:expr) => {
+                    backward_band(gs, gm, ms, m0, gx, carry, steps, n, p, $f)
                 };
-                for i in 0..len {
-                    let m = mems[row + i];
-                    let g = g_mem[row + i]
-                        + carry[i]
-                        + g_spk[row + i] * p.graded * p.surrogate.at(m - p.threshold);
-                    // SAFETY: each task writes only its own band of columns of gx.
-                    unsafe { *gx_ptr.get().add(row + i) = g };
-                    let through = match p.reset {
-                        Reset::Zero if prev_row(i) - p.threshold > 0.0 => 0.0,
-                        _ => p.beta,
-                    };
-                    carry[i] = g * through;
-                }
             }
-            gm0_band.copy_from_slice(&carry);
+            match p.surrogate {
+                SurrogateGrad::FastSigmoid(slope) => run!(move |u: f32| {
+                    let d = slope * u.abs() + 1.0;
+                    1.0 / (d * d)
+                }),
+                SurrogateGrad::ATan(alpha) => run!(move |u: f32| {
+                    let a = std::f32::consts::PI * alpha * u / 2.0;
+                    alpha / 2.0 / (1.0 + a * a)
+                }),
+                other => run!(move |u: f32| other.at(u)),
+            }
         });
     (gx, gm0)
 }
