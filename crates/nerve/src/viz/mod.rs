@@ -1,7 +1,7 @@
 //! Pictures of spikes and events: spike rasters ([`raster`]), per-class spike-count heat maps
 //! ([`class_counts`]) and event streams as animated GIFs ([`gif`](mod@gif)).
 //!
-//! Every writer checks its input first and returns [`Error::Invalid`](crate::Error::Invalid)
+//! Every writer checks its input first and returns [`crate::Error::Invalid`]
 //! on bad data (non-finite times, neurons out of range, empty inputs, images too large), and
 //! writes its file atomically, so a reader never sees a half-written image. Text uses the
 //! DejaVu Sans font embedded for [`crate::plot`], so no system fonts are needed.
