@@ -134,11 +134,15 @@ fn encoder_round_trips_through_the_reader() {
         parse_aedat4(&bytes, Path::new("many.aedat4")).unwrap(),
         many
     );
-    let empty = Events::new(vec![], vec![], vec![], vec![], (32, 16)).unwrap();
-    let bytes = encode_aedat4(&empty, Aedat4Compression::None).unwrap();
-    let ev = parse_aedat4(&bytes, Path::new("empty.aedat4")).unwrap();
-    assert!(ev.is_empty());
-    assert_eq!(ev.sensor, (32, 16));
+    // Empty recordings keep their sensor, even 0x0 (what an empty file without sizes reads
+    // as; found by the fuzzer's write-and-reread check, which once failed on it).
+    for sensor in [(32, 16), (0, 0), (0, 7)] {
+        let empty = Events::new(vec![], vec![], vec![], vec![], sensor).unwrap();
+        let bytes = encode_aedat4(&empty, Aedat4Compression::None).unwrap();
+        let ev = parse_aedat4(&bytes, Path::new("empty.aedat4")).unwrap();
+        assert!(ev.is_empty());
+        assert_eq!(ev.sensor, sensor);
+    }
     assert!(encode_aedat4(&known(), Aedat4Compression::Zstd).is_err());
 }
 
@@ -283,8 +287,21 @@ fn hand_built_files_skip_other_streams_and_stop_at_the_data_table() {
         &hand_file(0, &small, &[(4, a.clone())], None),
         "outside",
     );
+    let neg = small.replace(">4<", ">-4<");
+    check(
+        "negsize.aedat4",
+        &hand_file(0, &neg, &[], None),
+        "sizeX '-4'",
+    );
+    // A declared width of 0 reads without events and refuses any event.
     let zero = small.replace(">4<", ">0<");
-    check("zero.aedat4", &hand_file(0, &zero, &[], None), "sizeX");
+    let p = put(dir.path(), "zero.aedat4", &hand_file(0, &zero, &[], None));
+    assert_eq!(read_aedat4(&p).unwrap().sensor, (0, 30));
+    check(
+        "zero2.aedat4",
+        &hand_file(0, &zero, &[(4, a.clone())], None),
+        "outside",
+    );
 }
 
 #[test]

@@ -301,11 +301,13 @@ fn streams_from_xml(xml: &str, path: &Path) -> Result<Vec<Aedat4Stream>> {
             let key = xml_attr(tag, "key").unwrap_or("");
             let id = stack.iter().rev().find_map(|n| n.parse::<i32>().ok());
             if let Some(id) = id {
+                // 0 is accepted: an empty recording of an unknown sensor is written as 0x0,
+                // and any event on such a sensor is refused later as lying outside it.
                 let dim = || -> Result<u16> {
-                    value.parse::<u16>().ok().filter(|&v| v > 0).ok_or_else(|| {
+                    value.parse::<u16>().map_err(|_| {
                         Error::format(
                             path,
-                            format!("stream {id} declares {key} '{value}', not a size 1..=65535"),
+                            format!("stream {id} declares {key} '{value}', not a size 0..=65535"),
                         )
                     })
                 };
