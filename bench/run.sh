@@ -55,8 +55,8 @@ fi
 "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r bench/peers/requirements.txt
 py="$venv/bin/python"
 mkdir -p bench/results
-out="bench/results/snn-$(date +%Y-%m-%d).jsonl"
-log="bench/results/snn-$(date +%Y-%m-%d).log"
+out="${NERVE_BENCH_OUT:-bench/results/snn-$(date +%Y-%m-%d).jsonl}"
+log="${out%.jsonl}.log"
 : > "$out"
 : > "$log"
 peer() { "$py" bench/peers/peer_bench.py "$@" 2>>"$log"; }

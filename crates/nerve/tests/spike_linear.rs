@@ -30,12 +30,12 @@ fn sparse_forward_equals_the_dense_product() {
         let w = Tensor::<2>::random([50, 33], Distribution::Normal(0.0, 0.3), &device);
         let b = Tensor::<1>::random([33], Distribution::Normal(0.0, 0.3), &device);
         let dense = x.clone().matmul(w.clone()) + b.clone().unsqueeze::<2>();
-        let xs: Vec<f32> = x.clone().into_data().to_vec().unwrap();
+        let xs: Vec<f32> = x.clone().into_data().iter::<f32>().collect();
         assert!((density(&xs) - p).abs() < 0.1, "density {}", density(&xs));
         let ys = sparse_forward(
             &xs,
-            &w.clone().into_data().to_vec::<f32>().unwrap(),
-            &b.clone().into_data().to_vec::<f32>().unwrap(),
+            &w.clone().into_data().iter::<f32>().collect::<Vec<_>>(),
+            &b.clone().into_data().iter::<f32>().collect::<Vec<_>>(),
             37,
             50,
             33,

@@ -135,6 +135,10 @@ pub struct LeakyParams {
     pub reset: Reset,
     /// Surrogate derivative.
     pub surrogate: SurrogateGrad,
+    /// Return every step's membrane (`[2T, N]`); otherwise only the final one (`[T + 1, N]`),
+    /// which saves writing half the output in inference. Training always keeps them: the
+    /// backward needs them.
+    pub membranes: bool,
 }
 
 /// The fused Leaky op as a Burn backend extension: Flex runs it on raw slices, Autodiff over
@@ -188,11 +192,15 @@ unsafe fn forward_band(
     for t in 0..steps {
         let at = t * stride + start;
         let xt = &x[at..at + len];
-        // SAFETY: this band's own columns of row t (see the function's contract).
+        // SAFETY: this band's own columns of row t (see the function's contract); without
+        // membranes the second slice is empty.
         let (st, mt) = unsafe {
             (
                 std::slice::from_raw_parts_mut(spk.get().add(at), len),
-                std::slice::from_raw_parts_mut(mem.get().add(at), len),
+                std::slice::from_raw_parts_mut(
+                    mem.get().add(if p.membranes { at } else { 0 }),
+                    if p.membranes { len } else { 0 },
+                ),
             )
         };
         match p.reset {
@@ -214,10 +222,16 @@ unsafe fn forward_band(
                 }
             }
         }
+        if p.membranes {
+            mt.copy_from_slice(state);
+        }
         for i in 0..len {
-            mt[i] = state[i];
             st[i] = f32::from(u8::from(state[i] - theta > 0.0)) * graded;
         }
+    }
+    if !p.membranes {
+        // SAFETY: row 0 of the membrane part holds the final state; this band's columns.
+        unsafe { std::slice::from_raw_parts_mut(mem.get().add(start), len) }.copy_from_slice(state);
     }
 }
 
@@ -238,21 +252,22 @@ unsafe fn forward_band_512(
     unsafe { forward_band(x, spk, mem, start, state, steps, stride, p) }
 }
 
-/// The forward pass on plain slices: `x` is `[steps, n]`, the result `[2·steps, n]`.
+/// The forward pass on plain slices: `x` is `[steps, n]`, the result `[2·steps, n]`, or
+/// `[steps + 1, n]` without membranes (see [`LeakyParams::membranes`]).
 pub fn forward_slices(x: &[f32], mem0: &[f32], steps: usize, p: &LeakyParams) -> Vec<f32> {
     let n = mem0.len();
     assert_eq!(x.len(), steps * n, "x must be [steps, n]");
-    let mut out = vec![0f32; 2 * steps * n];
+    let rows = if p.membranes { 2 * steps } else { steps + 1 };
+    let mut out = vec![0f32; rows * n];
     let out_ptr = SyncPtr(out.as_mut_ptr());
-    let total = out.len();
     (0..n.div_ceil(CHUNK)).into_par_iter().for_each(|band| {
         let start = band * CHUNK;
         let len = CHUNK.min(n - start);
         let mut state = mem0[start..start + len].to_vec();
-        let (spk, mem) = (out_ptr, SyncPtr(out_ptr.get().wrapping_add(total / 2)));
+        let (spk, mem) = (out_ptr, SyncPtr(out_ptr.get().wrapping_add(steps * n)));
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the features; `out` holds 2·steps rows of n and this task
+            // SAFETY: the CPU has the features; `out` holds the rows written and this task
             // owns columns start..start + len.
             unsafe { forward_band_512(x, spk, mem, start, &mut state, steps, n, p) };
             return;
@@ -375,7 +390,8 @@ impl LeakyKernel for Flex {
         let shape = x.layout().shape().to_vec();
         let (steps, n) = (shape[0], shape[1]);
         let out = forward_slices(&f32_data(&x), &f32_data(&mem0), steps, &params);
-        flex_from(out, vec![2 * steps, n])
+        let rows = out.len() / n.max(1);
+        flex_from(out, vec![rows, n])
     }
 }
 
@@ -414,15 +430,24 @@ impl<C: CheckpointStrategy> LeakyKernel for Autodiff<Flex, C> {
         params: LeakyParams,
     ) -> FloatTensor<Self> {
         let guards = [x.node(), mem0.node()];
-        let mem0 = mem0.into_primitive();
-        let out = <Flex as LeakyKernel>::leaky_multistep(x.into_primitive(), mem0.clone(), params);
+        let (x, mem0) = (x.into_primitive(), mem0.into_primitive());
         match LeakyBackward
             .prepare::<C>(guards)
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish((out.clone(), mem0, params), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
+            OpsKind::Tracked(prep) => {
+                // The reverse pass reads every membrane.
+                let params = LeakyParams {
+                    membranes: true,
+                    ..params
+                };
+                let out = <Flex as LeakyKernel>::leaky_multistep(x, mem0.clone(), params);
+                prep.finish((out.clone(), mem0, params), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(<Flex as LeakyKernel>::leaky_multistep(x, mem0, params))
+            }
         }
     }
 }
@@ -432,18 +457,29 @@ pub fn supported(x: &Tensor<2>) -> bool {
     x.dtype() == DType::F32 && crate::device::is_flex(&x.device())
 }
 
-/// Runs the fused kernel: `x [T, N]`, `mem0 [N]` → `(spikes [T, N], membranes [T, N])`.
-/// Call only where [`supported`] holds.
-pub fn leaky_multistep(
-    x: Tensor<2>,
-    mem0: Tensor<1>,
-    params: LeakyParams,
-) -> (Tensor<2>, Tensor<2>) {
+/// What [`leaky_multistep`] returns.
+#[derive(Debug, Clone)]
+pub struct LeakyRun {
+    /// Spikes `[T, N]`.
+    pub spk: Tensor<2>,
+    /// Every step's membrane `[T, N]`, when asked for (always present while training).
+    pub mem: Option<Tensor<2>>,
+    /// The membrane after the last step `[1, N]`.
+    pub last: Tensor<2>,
+}
+
+/// Runs the fused kernel on `x [T, N]` from `mem0 [N]`. Call only where [`supported`] holds.
+pub fn leaky_multistep(x: Tensor<2>, mem0: Tensor<1>, params: LeakyParams) -> LeakyRun {
     let [steps, _] = x.dims();
     let out = Tensor::<2>::from_dispatch(<Dispatch as LeakyKernel>::leaky_multistep(
         x.into_dispatch(),
         mem0.into_dispatch(),
         params,
     ));
-    (out.clone().narrow(0, 0, steps), out.narrow(0, steps, steps))
+    let rows = out.dims()[0];
+    LeakyRun {
+        spk: out.clone().narrow(0, 0, steps),
+        mem: (rows == 2 * steps).then(|| out.clone().narrow(0, steps, steps)),
+        last: out.narrow(0, rows - 1, 1),
+    }
 }

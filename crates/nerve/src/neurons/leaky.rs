@@ -153,6 +153,7 @@ impl Leaky {
             graded: self.firing.graded.val().into_scalar::<f32>(),
             reset: cfg.reset,
             surrogate: SurrogateGrad::of(&cfg.surrogate)?,
+            membranes: self.record_mem,
         })
     }
 
@@ -165,18 +166,22 @@ impl Leaky {
         let shape = x.dims();
         let steps = shape[0];
         let neurons: usize = shape[1..].iter().product();
-        let (spk, mem) = kernel::leaky_multistep(
+        let run = kernel::leaky_multistep(
             x.reshape([steps, neurons]),
             state.mem.reshape([neurons]),
             params,
         );
         let mut last = shape;
         last[0] = 1;
-        let final_mem = mem.clone().narrow(0, steps - 1, 1).reshape(last);
         NeuronOutput {
-            spk: spk.reshape(shape),
-            mem: self.record_mem.then(|| mem.reshape(shape)),
-            state: LeakyState { mem: final_mem },
+            spk: run.spk.reshape(shape),
+            mem: run
+                .mem
+                .filter(|_| self.record_mem)
+                .map(|m| m.reshape(shape)),
+            state: LeakyState {
+                mem: run.last.reshape(last),
+            },
         }
     }
 }
