@@ -246,8 +246,9 @@ fn check_layer(l: &RasterLayer) -> Result<()> {
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 type DrawResult<T> = std::result::Result<T, String>;
 
-/// Registers the embedded font with plotters, once per process.
-fn ensure_font() -> Result<()> {
+/// Registers the embedded font with plotters under `sans-serif`, once per process (every
+/// module that draws text calls this, so the font is embedded once).
+pub(crate) fn ensure_font() -> Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok()

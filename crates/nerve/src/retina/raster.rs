@@ -5,17 +5,15 @@
 //! written atomically.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 
 use super::output::RetinaOutput;
 use crate::error::{Error, Result};
 
-/// DejaVu Sans, the font of `crate::plot` (see `assets/fonts/`); registered here too because
-/// that module keeps its registration private.
-static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+use crate::plot::ensure_font;
+
+/// The family `crate::plot` registers its embedded font under.
 const FONT: &str = "sans-serif";
 
 /// Image width, pixels.
@@ -23,21 +21,6 @@ const WIDTH: u32 = 1000;
 /// Matplotlib's tab10 blue and orange.
 const ON_COLOR: RGBColor = RGBColor(31, 119, 180);
 const OFF_COLOR: RGBColor = RGBColor(255, 127, 14);
-
-fn ensure_font() -> Result<()> {
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| {
-        plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok()
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "plot font",
-            "the embedded DejaVu Sans font could not be parsed",
-        ))
-    }
-}
 
 /// Height of the plot area: a few pixels per cell for small grids, bounded for big ones
 /// (cells then share pixel rows).

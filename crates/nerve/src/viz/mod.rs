@@ -22,12 +22,10 @@ pub use raster::{
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::OnceLock;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor;
-use plotters::style::FontStyle;
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic_with;
@@ -44,25 +42,7 @@ const MAX_PIXELS: u64 = 32 << 20;
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 type DrawResult<T> = std::result::Result<T, String>;
 
-/// Registers the embedded font with plotters, once per process.
-///
-/// `plot` registers the same bytes under the same name; plotters keeps one entry per family
-/// and style, so whichever module draws first wins and both see the same font.
-fn ensure_font() -> Result<()> {
-    static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| {
-        plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok()
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            "plot font",
-            "the embedded DejaVu Sans font could not be parsed",
-        ))
-    }
-}
+use crate::plot::ensure_font;
 
 /// An RGB image that plotters draws into and that the callers also paint directly (plotters'
 /// per-pixel calls are too slow for millions of spikes).
