@@ -368,14 +368,16 @@ pub(crate) fn luma(r: f32, g: f32, b: f32) -> f32 {
     0.299 * r + 0.587 * g + 0.114 * b
 }
 
-/// Frames read from PNG files, ready for [`emulate`].
+/// Frames of a video (PNG files or an animated GIF, see [`super::video`]), ready for
+/// [`emulate`].
 #[derive(Debug, Clone)]
 pub struct FrameSequence {
     /// Frame width in pixels.
     pub width: u16,
     /// Frame height in pixels.
     pub height: u16,
-    /// `(luminance frame, timestamp µs)` pairs, timestamps `round(i·1e6/fps)`.
+    /// `(luminance frame, timestamp µs)` pairs: `round(i·1e6/fps)` for PNG sequences, the
+    /// accumulated frame delays for a GIF.
     pub frames: Vec<(Vec<f32>, i64)>,
 }
 
