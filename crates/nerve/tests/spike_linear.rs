@@ -95,13 +95,14 @@ fn gradients_of_both_paths_equal_burns_matmul() {
 fn time_linear_on_spikes_equals_the_plain_linear_layer() {
     let device = Device::flex().autodiff();
     device.seed(4);
-    let layer = TimeLinear::new(30, 12, &device);
+    // 80 outputs: enough for the automatic choice to take the event-driven path.
+    let layer = TimeLinear::new(30, 80, &device);
     let spikes = Tensor::<3>::random([6, 5, 30], Distribution::Bernoulli(0.1), &device);
     let ours = layer.forward(spikes.clone());
     let plain = layer
         .linear
         .forward(spikes.clone().reshape([30, 30]))
-        .reshape([6, 5, 12]);
+        .reshape([6, 5, 80]);
     assert!(rel_diff(ours.clone(), plain.clone()) < 1e-6);
     // The weight gradient flows through the event-driven path.
     let g = ours.sum().backward();
@@ -116,6 +117,6 @@ fn time_linear_on_spikes_equals_the_plain_linear_layer() {
     let y2 = valid
         .linear
         .forward(x.reshape([30, 30]))
-        .reshape([6, 5, 12]);
+        .reshape([6, 5, 80]);
     assert!(rel_diff(y, y2) < 1e-6);
 }

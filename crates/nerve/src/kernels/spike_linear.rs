@@ -79,11 +79,15 @@ pub fn density(x: &[f32]) -> f64 {
     x.iter().filter(|&&v| v != 0.0).count() as f64 / x.len() as f64
 }
 
-fn use_sparse(mode: SpikeLinearMode, x: &[f32]) -> bool {
+/// Outputs below which the dense GEMM wins whatever the density: a row accumulation of so few
+/// floats is mostly loop overhead.
+const MIN_SPARSE_OUTPUTS: usize = 64;
+
+fn use_sparse(mode: SpikeLinearMode, x: &[f32], outputs: usize) -> bool {
     match mode {
         SpikeLinearMode::Sparse => true,
         SpikeLinearMode::Dense => false,
-        SpikeLinearMode::Auto => density(x) < SPARSE_BELOW,
+        SpikeLinearMode::Auto => outputs >= MIN_SPARSE_OUTPUTS && density(x) < SPARSE_BELOW,
     }
 }
 
@@ -277,7 +281,7 @@ impl SpikeLinearKernel for Flex {
     ) -> FlexTensor {
         let (m, k) = dims2(&x);
         let n = dims2(&w).1;
-        let sparse = with_slice(&x, |xs| use_sparse(mode, xs));
+        let sparse = with_slice(&x, |xs| use_sparse(mode, xs, n));
         if !sparse {
             return dense_forward(x, w, b);
         }
@@ -335,7 +339,7 @@ impl<C: CheckpointStrategy> SpikeLinearKernel for Autodiff<Flex, C> {
         let guards = [x.node(), w.node(), b.node()];
         let (x, w) = (x.into_primitive(), w.into_primitive());
         // Decide once, so the backward uses the path the forward took.
-        let sparse = with_slice(&x, |xs| use_sparse(mode, xs));
+        let sparse = with_slice(&x, |xs| use_sparse(mode, xs, dims2(&w).1));
         let forced = if sparse {
             SpikeLinearMode::Sparse
         } else {
