@@ -27,9 +27,10 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 
+use super::{f32_values, flex_tensor};
 use crate::neurons::Reset;
 use crate::surrogate::Surrogate;
 
@@ -87,14 +88,8 @@ impl SurrogateGrad {
     #[inline]
     pub fn at(self, u: f32) -> f32 {
         match self {
-            Self::ATan(alpha) => {
-                let a = std::f32::consts::PI * alpha * u / 2.0;
-                alpha / 2.0 / (1.0 + a * a)
-            }
-            Self::FastSigmoid(slope) => {
-                let d = slope * u.abs() + 1.0;
-                1.0 / (d * d)
-            }
+            Self::ATan(alpha) => atan_grad(alpha, u),
+            Self::FastSigmoid(slope) => fast_sigmoid_grad(slope, u),
             Self::Sigmoid(slope) => {
                 let s = 1.0 / (1.0 + (-slope * u).exp());
                 slope * s * (1.0 - s)
@@ -112,14 +107,25 @@ impl SurrogateGrad {
             Self::StraightThrough => 1.0,
             Self::SparseFastSigmoid { slope, b } => {
                 if u > b {
-                    let d = slope * u.abs() + 1.0;
-                    1.0 / (d * d)
+                    fast_sigmoid_grad(slope, u)
                 } else {
                     0.0
                 }
             }
         }
     }
+}
+
+#[inline(always)]
+fn atan_grad(alpha: f32, u: f32) -> f32 {
+    let a = std::f32::consts::PI * alpha * u / 2.0;
+    alpha / 2.0 / (1.0 + a * a)
+}
+
+#[inline(always)]
+fn fast_sigmoid_grad(slope: f32, u: f32) -> f32 {
+    let d = slope * u.abs() + 1.0;
+    1.0 / (d * d)
 }
 
 /// Constants of one fused Leaky layer (shared by all its neurons).
@@ -156,17 +162,6 @@ pub trait LeakyKernel: Backend {
 /// Neurons per parallel task: enough work per task to amortise the fork, few enough tasks to
 /// balance two to sixteen threads.
 const CHUNK: usize = 2048;
-
-fn f32_data(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    match t.as_slice::<f32>() {
-        Some(s) if t.is_contiguous() => std::borrow::Cow::Borrowed(s),
-        _ => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("f32").to_vec()),
-    }
-}
-
-fn flex_from(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
-}
 
 /// One band of neurons through all steps: `x`, `spk` and `mem` rows are `stride` apart, the band
 /// is `state.len()` wide. Branch-free so the inner loop vectorises; the arithmetic is written in
@@ -359,14 +354,9 @@ pub fn backward_slices(
                 };
             }
             match p.surrogate {
-                SurrogateGrad::FastSigmoid(slope) => run!(move |u: f32| {
-                    let d = slope * u.abs() + 1.0;
-                    1.0 / (d * d)
-                }),
-                SurrogateGrad::ATan(alpha) => run!(move |u: f32| {
-                    let a = std::f32::consts::PI * alpha * u / 2.0;
-                    alpha / 2.0 / (1.0 + a * a)
-                }),
+                // The two common surrogates get their own loop without a per-element match.
+                SurrogateGrad::FastSigmoid(slope) => run!(move |u| fast_sigmoid_grad(slope, u)),
+                SurrogateGrad::ATan(alpha) => run!(move |u| atan_grad(alpha, u)),
                 other => run!(move |u: f32| other.at(u)),
             }
         });
@@ -389,9 +379,9 @@ impl LeakyKernel for Flex {
     fn leaky_multistep(x: FlexTensor, mem0: FlexTensor, params: LeakyParams) -> FlexTensor {
         let shape = x.layout().shape().to_vec();
         let (steps, n) = (shape[0], shape[1]);
-        let out = forward_slices(&f32_data(&x), &f32_data(&mem0), steps, &params);
+        let out = forward_slices(&f32_values(&x), &f32_values(&mem0), steps, &params);
         let rows = out.len() / n.max(1);
-        flex_from(out, vec![rows, n])
+        flex_tensor(out, vec![rows, n])
     }
 }
 
@@ -408,17 +398,17 @@ impl Backward<Flex, 2> for LeakyBackward {
         let n = mem0.layout().shape().num_elements();
         let steps = out.layout().shape()[0] / 2;
         let (gx, gm0) = backward_slices(
-            &f32_data(&grad),
-            &f32_data(&out),
-            &f32_data(&mem0),
+            &f32_values(&grad),
+            &f32_values(&out),
+            &f32_values(&mem0),
             steps,
             &params,
         );
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, flex_from(gx, vec![steps, n]));
+            grads.register::<Flex>(node.id, flex_tensor(gx, vec![steps, n]));
         }
         if let Some(node) = node_mem0 {
-            grads.register::<Flex>(node.id, flex_from(gm0, vec![n]));
+            grads.register::<Flex>(node.id, flex_tensor(gm0, vec![n]));
         }
     }
 }
@@ -452,11 +442,6 @@ impl<C: CheckpointStrategy> LeakyKernel for Autodiff<Flex, C> {
     }
 }
 
-/// True when `x` lives on the Flex backend (with or without autodiff), where the kernel runs.
-pub fn supported(x: &Tensor<2>) -> bool {
-    x.dtype() == DType::F32 && crate::device::is_flex(&x.device())
-}
-
 /// What [`leaky_multistep`] returns.
 #[derive(Debug, Clone)]
 pub struct LeakyRun {
@@ -468,7 +453,7 @@ pub struct LeakyRun {
     pub last: Tensor<2>,
 }
 
-/// Runs the fused kernel on `x [T, N]` from `mem0 [N]`. Call only where [`supported`] holds.
+/// Runs the fused kernel on `x [T, N]` from `mem0 [N]`; `x` must be f32 on the Flex backend.
 pub fn leaky_multistep(x: Tensor<2>, mem0: Tensor<1>, params: LeakyParams) -> LeakyRun {
     let [steps, _] = x.dims();
     let out = Tensor::<2>::from_dispatch(<Dispatch as LeakyKernel>::leaky_multistep(

@@ -16,8 +16,10 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
+
+use super::{f32_values, flex_tensor};
 
 /// Which algorithm [`spike_linear`] uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,24 +53,6 @@ pub trait SpikeLinearKernel: Backend {
 fn dims2(t: &FlexTensor) -> (usize, usize) {
     let s = t.layout().shape();
     (s[0], s[1])
-}
-
-fn contiguous(t: &FlexTensor) -> Vec<f32> {
-    match t.as_slice::<f32>() {
-        Some(s) if t.is_contiguous() => s.to_vec(),
-        _ => t.to_contiguous().as_slice::<f32>().expect("f32").to_vec(),
-    }
-}
-
-fn with_slice<R>(t: &FlexTensor, f: impl FnOnce(&[f32]) -> R) -> R {
-    match t.as_slice::<f32>() {
-        Some(s) if t.is_contiguous() => f(s),
-        _ => f(&contiguous(t)),
-    }
-}
-
-fn flex(values: Vec<f32>, shape: [usize; 2]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 /// Fraction of nonzero entries.
@@ -281,16 +265,12 @@ impl SpikeLinearKernel for Flex {
     ) -> FlexTensor {
         let (m, k) = dims2(&x);
         let n = dims2(&w).1;
-        let sparse = with_slice(&x, |xs| use_sparse(mode, xs, n));
+        let sparse = use_sparse(mode, &f32_values(&x), n);
         if !sparse {
             return dense_forward(x, w, b);
         }
-        let y = with_slice(&x, |xs| {
-            with_slice(&w, |ws| {
-                with_slice(&b, |bs| sparse_forward(xs, ws, bs, m, k, n))
-            })
-        });
-        flex(y, [m, n])
+        let y = sparse_forward(&f32_values(&x), &f32_values(&w), &f32_values(&b), m, k, n);
+        flex_tensor(y, [m, n])
     }
 }
 
@@ -313,10 +293,8 @@ impl Backward<Flex, 3> for SpikeLinearBackward {
         }
         if let Some(node) = node_w {
             let gw = if sparse {
-                let values = with_slice(&x, |xs| {
-                    with_slice(&g, |gs| sparse_weight_grad(xs, gs, m, k, n))
-                });
-                flex(values, [k, n])
+                let values = sparse_weight_grad(&f32_values(&x), &f32_values(&g), m, k, n);
+                flex_tensor(values, [k, n])
             } else {
                 Flex::float_matmul(Flex::float_transpose(x.clone()), g.clone())
             };
@@ -339,7 +317,7 @@ impl<C: CheckpointStrategy> SpikeLinearKernel for Autodiff<Flex, C> {
         let guards = [x.node(), w.node(), b.node()];
         let (x, w) = (x.into_primitive(), w.into_primitive());
         // Decide once, so the backward uses the path the forward took.
-        let sparse = with_slice(&x, |xs| use_sparse(mode, xs, dims2(&w).1));
+        let sparse = use_sparse(mode, &f32_values(&x), dims2(&w).1);
         let forced = if sparse {
             SpikeLinearMode::Sparse
         } else {

@@ -115,7 +115,7 @@ impl TimeLinear {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let steps = x.dims()[0];
         let folded = fold::<3, 2>(x);
-        if !(crate::neurons::fused_enabled() && crate::device::is_flex(&folded.device())) {
+        if !(crate::kernels::enabled() && crate::device::is_flex(&folded.device())) {
             return unfold(self.linear.forward(folded), steps);
         }
         let weight = self.linear.weight.val();

@@ -134,7 +134,7 @@ impl Leaky {
     fn fused_params<const D: usize>(&self, x: &Tensor<D>) -> Option<LeakyParams> {
         let cfg = &self.firing.config;
         let shared_constant = |p: &Param<Tensor<1>>| p.dims() == [1] && !p.is_require_grad();
-        let usable = fused_enabled()
+        let usable = crate::kernels::enabled()
             && D >= 2
             && cfg.reset_delay
             && cfg.detach_reset
@@ -184,10 +184,4 @@ impl Leaky {
             },
         }
     }
-}
-
-/// The fused kernels are on unless `NERVE_FUSED=0` (to time or debug the reference path).
-pub(crate) fn fused_enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("NERVE_FUSED").map_or(true, |v| v != "0"))
 }

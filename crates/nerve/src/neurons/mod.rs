@@ -16,7 +16,6 @@ mod synaptic;
 pub use alpha::{Alpha, AlphaConfig, AlphaState};
 pub use firing::{Firing, FiringConfig, Reset};
 pub use lapicque::{Lapicque, LapicqueConfig, LapicqueState};
-pub(crate) use leaky::fused_enabled;
 pub use leaky::{Leaky, LeakyConfig, LeakyState};
 pub use rleaky::{RLeaky, RLeakyConfig, RLeakyState, Recurrent, RecurrentConfig};
 pub use rsynaptic::{RSynaptic, RSynapticConfig, RSynapticState};

@@ -141,22 +141,7 @@ impl BipolarLayer {
     /// Sets every filter to its steady state for a constant photoreceptor response `p`, so a
     /// run that starts adapted to a background starts without a transient.
     pub fn adapt(&mut self, p: &[f64]) {
-        blur(
-            &self.center,
-            p,
-            &mut self.c,
-            &mut self.tmp,
-            self.width,
-            self.height,
-        );
-        blur(
-            &self.surround,
-            p,
-            &mut self.s,
-            &mut self.tmp,
-            self.width,
-            self.height,
-        );
+        self.blur_inputs(p);
         self.horizontal.copy_from_slice(&self.s);
         for i in 0..self.out.len() {
             let x = self.c[i] - self.surround_weight * self.horizontal[i];
@@ -166,13 +151,8 @@ impl BipolarLayer {
         }
     }
 
-    /// The bipolar signal `b` per pixel (positive: ON cells release, negative: OFF cells).
-    pub fn signal(&self) -> &[f64] {
-        &self.out
-    }
-
-    /// Advances the layer by one step under photoreceptor responses `p`.
-    pub fn step(&mut self, p: &[f64]) {
+    /// Centre and surround blurs of the photoreceptor responses `p` into `c` and `s`.
+    fn blur_inputs(&mut self, p: &[f64]) {
         blur(
             &self.center,
             p,
@@ -189,6 +169,16 @@ impl BipolarLayer {
             self.width,
             self.height,
         );
+    }
+
+    /// The bipolar signal `b` per pixel (positive: ON cells release, negative: OFF cells).
+    pub fn signal(&self) -> &[f64] {
+        &self.out
+    }
+
+    /// Advances the layer by one step under photoreceptor responses `p`.
+    pub fn step(&mut self, p: &[f64]) {
+        self.blur_inputs(p);
         let lag = 1.0 - self.sustained;
         for i in 0..self.out.len() {
             let h = &mut self.horizontal[i];
