@@ -33,6 +33,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// The allocator the `nerve` binary uses, so the timings are what users of the CLI get.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use burn::module::{Module, Param};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};

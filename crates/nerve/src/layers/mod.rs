@@ -4,9 +4,11 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::PaddingConfig2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
+use crate::kernels::spike_conv::{spike_conv2d, SpikeConvMode};
 use crate::kernels::spike_linear::{spike_linear, SpikeLinearMode};
 
 /// Merges the time and batch axes: `[T, B, ...]` → `[T·B, ...]`.
@@ -44,10 +46,51 @@ impl TimeConv2d {
         }
     }
 
-    /// `[T, B, C, H, W]` → `[T, B, C', H', W']`.
+    /// `[T, B, C, H, W]` → `[T, B, C', H', W']`. On the Flex CPU backend, sparse inputs (spike
+    /// maps) take the event-driven kernel ([`crate::kernels::spike_conv`]) when the convolution
+    /// has stride 1, no dilation, one group and symmetric padding.
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
         let steps = x.dims()[0];
-        unfold(self.conv.forward(fold(x)), steps)
+        let folded = fold::<5, 4>(x);
+        match self.kernel_padding(&folded) {
+            Some(padding) => {
+                let weight = self.conv.weight.val();
+                let bias = match &self.conv.bias {
+                    Some(b) => b.val(),
+                    None => Tensor::zeros([weight.dims()[0]], &weight.device()),
+                };
+                unfold(
+                    spike_conv2d(folded, weight, bias, padding, SpikeConvMode::Auto),
+                    steps,
+                )
+            }
+            None => unfold(self.conv.forward(folded), steps),
+        }
+    }
+
+    /// The padding to run the event-driven kernel with, or `None` where it does not apply.
+    fn kernel_padding(&self, x: &Tensor<4>) -> Option<[usize; 2]> {
+        let c = &self.conv;
+        if !(crate::kernels::enabled() && crate::device::is_flex(&x.device()))
+            || c.stride != [1, 1]
+            || c.dilation != [1, 1]
+            || c.groups != 1
+        {
+            return None;
+        }
+        // `Same` padding with stride 1 is symmetric only for odd kernels; the dense path keeps
+        // Burn's own rule for the rest.
+        let [kh, kw] = c.kernel_size;
+        match c.padding {
+            PaddingConfig2d::Valid => Some([0, 0]),
+            PaddingConfig2d::Same if kh % 2 == 1 && kw % 2 == 1 => Some([kh / 2, kw / 2]),
+            PaddingConfig2d::Explicit(top, left, bottom, right)
+                if top == bottom && left == right =>
+            {
+                Some([top, left])
+            }
+            _ => None,
+        }
     }
 }
 

@@ -1,0 +1,483 @@
+//! Event-driven 2-D convolution for spike inputs: stride 1, no dilation, one group, symmetric
+//! zero padding (the convolutions of the tutorial conv SNNs).
+//!
+//! A dense convolution multiplies every input by every kernel weight; a spike map is mostly
+//! zeros. The sparse forward walks the active inputs of each sample and, for each kernel offset
+//! that lands inside the output, adds the kernel's column of output-channel weights to that
+//! output position (`out[p] += x[c, y, x] · W[:, c, ky, kx]`). It accumulates in a channels-last
+//! buffer of one sample's outputs (a few KB, in L1) against the weights transposed to
+//! `[C, KH, KW, O]`, so each add is a contiguous vector of `O` floats, then writes the sample
+//! back in Burn's `[O, H, W]` order. The weight gradient is the same walk with the roles of the
+//! weights and the output gradient exchanged, into per-thread partial sums. The input gradient
+//! is dense (every input position gets one) and is Burn's own.
+//!
+//! The dense path is Burn's convolution; which path runs is chosen per call from the measured
+//! density, and `tests/spike_conv.rs` checks both against each other in outputs and in all
+//! three gradients.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::{FloatTensorOps, ModuleOps};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::Tensor;
+use rayon::prelude::*;
+
+use super::spike_linear::density;
+use super::{f32_values, flex_tensor};
+
+/// Which algorithm [`spike_conv2d`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpikeConvMode {
+    /// Sparse below [`SPARSE_BELOW`] density of nonzero inputs, dense above.
+    Auto,
+    /// Always Burn's dense convolution.
+    Dense,
+    /// Always the event-driven accumulation.
+    Sparse,
+}
+
+/// Input density under which the event-driven path wins. Measured on the W3 second layer
+/// (`[3200, 12, 12, 12]` spikes, 64 filters of 5×5, one thread): the sparse forward takes about
+/// 14 ms plus 330 ms per unit of density, Burn's convolution 160 ms whatever the density, so
+/// they cross near 0.45; the margin covers CPUs whose GEMM is relatively faster.
+pub const SPARSE_BELOW: f64 = 0.4;
+
+/// The op as a Burn backend extension: Flex on raw slices, Autodiff over Flex with its reverse
+/// pass.
+#[backend_extension(Flex, Autodiff)]
+pub trait SpikeConvKernel: Backend {
+    /// `x [N, C, H, W]`, `w [O, C, KH, KW]`, `b [O]`, zero `padding` `[ph, pw]` on each side,
+    /// stride 1 → `[N, O, H + 2ph − KH + 1, W + 2pw − KW + 1]`.
+    fn spike_conv2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        padding: [usize; 2],
+        mode: SpikeConvMode,
+    ) -> FloatTensor<Self>;
+}
+
+/// The sizes of one convolution.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    ph: usize,
+    pw: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl Geometry {
+    fn new(x: &[usize], w: &[usize], padding: [usize; 2]) -> Self {
+        let (n, c, h, wd) = (x[0], x[1], x[2], x[3]);
+        let (o, kh, kw) = (w[0], w[2], w[3]);
+        let [ph, pw] = padding;
+        Self {
+            n,
+            c,
+            h,
+            w: wd,
+            o,
+            kh,
+            kw,
+            ph,
+            pw,
+            ho: (h + 2 * ph + 1).saturating_sub(kh),
+            wo: (wd + 2 * pw + 1).saturating_sub(kw),
+        }
+    }
+
+    fn of(x: &FlexTensor, w: &FlexTensor, padding: [usize; 2]) -> Self {
+        Self::new(x.layout().shape(), w.layout().shape(), padding)
+    }
+
+    fn input_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    fn output_len(&self) -> usize {
+        self.o * self.ho * self.wo
+    }
+
+    fn kernel_len(&self) -> usize {
+        self.c * self.kh * self.kw * self.o
+    }
+
+    fn options(&self) -> ConvOptions<2> {
+        ConvOptions::new([1, 1], [self.ph, self.pw], [1, 1], 1)
+    }
+
+    /// The kernel rows `ky` that carry input row `y` into the output (`0 ≤ y + ph − ky < Ho`).
+    #[inline(always)]
+    fn rows_reached(&self, y: usize) -> std::ops::Range<usize> {
+        (y + self.ph + 1).saturating_sub(self.ho)..(y + self.ph + 1).min(self.kh)
+    }
+
+    /// The kernel columns `kx` that carry input column `x` into the output.
+    #[inline(always)]
+    fn cols_reached(&self, x: usize) -> std::ops::Range<usize> {
+        (x + self.pw + 1).saturating_sub(self.wo)..(x + self.pw + 1).min(self.kw)
+    }
+}
+
+/// `[O, C, KH, KW]` → `[C, KH, KW, O]`, so a kernel position's output channels are contiguous.
+fn channels_last_weights(w: &[f32], g: &Geometry) -> Vec<f32> {
+    let taps = g.c * g.kh * g.kw;
+    let mut out = vec![0f32; taps * g.o];
+    for (oc, filter) in w.chunks_exact(taps).enumerate() {
+        for (tap, &v) in filter.iter().enumerate() {
+            out[tap * g.o + oc] = v;
+        }
+    }
+    out
+}
+
+/// `y += a·x`, written so LLVM vectorises it for whatever target features the caller has.
+/// Binary spikes are 1, and then it is a plain add.
+#[inline(always)]
+fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    if a == 1.0 {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += x;
+        }
+    } else {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += a * x;
+        }
+    }
+}
+
+/// Adds `x[c, y, xx] · rows` for every active input of one sample `x [C, H, W]`, where the
+/// kernel position `(c, ky, kx)` pairs output pixel `(y + ph − ky, xx + pw − kx)`: the forward
+/// adds a weight column to an output pixel (`into = acc`, `from = wt`); the weight gradient
+/// adds an output-gradient pixel to a weight column (`into = gwt`, `from = acc`). Plain loops
+/// rather than closures, so the vector builds in `wide` inline all of it.
+#[inline(always)]
+fn scatter_active(x: &[f32], g: &Geometry, forward: bool, into: &mut [f32], from: &[f32]) {
+    let o = g.o;
+    for (row, values) in x.chunks_exact(g.w).enumerate() {
+        let (c, y) = (row / g.h, row % g.h);
+        let ky_range = g.rows_reached(y);
+        for (xx, &v) in values.iter().enumerate() {
+            if v == 0.0 {
+                continue;
+            }
+            for ky in ky_range.clone() {
+                let oy = y + g.ph - ky;
+                for kx in g.cols_reached(xx) {
+                    let pixel = (oy * g.wo + xx + g.pw - kx) * o;
+                    let tap = ((c * g.kh + ky) * g.kw + kx) * o;
+                    let (to, src) = if forward { (pixel, tap) } else { (tap, pixel) };
+                    axpy(&mut into[to..to + o], v, &from[src..src + o]);
+                }
+            }
+        }
+    }
+}
+
+/// One sample's forward: `x [C, H, W]` → `out [O, Ho, Wo]`, through `acc [Ho·Wo, O]`.
+#[inline(always)]
+fn forward_sample(
+    x: &[f32],
+    wt: &[f32],
+    b: &[f32],
+    g: &Geometry,
+    acc: &mut [f32],
+    out: &mut [f32],
+) {
+    let o = g.o;
+    for pixel in acc.chunks_exact_mut(o) {
+        pixel.copy_from_slice(b);
+    }
+    scatter_active(x, g, true, acc, wt);
+    // Gather from the L1-resident accumulator so the writes to `out` are contiguous.
+    let pixels = g.ho * g.wo;
+    for (oc, plane) in out.chunks_exact_mut(pixels).enumerate() {
+        for (p, v) in plane.iter_mut().enumerate() {
+            *v = acc[p * o + oc];
+        }
+    }
+}
+
+/// One sample's weight gradient, added to `gwt [C, KH, KW, O]`: `gout [O, Ho, Wo]` is first
+/// laid out channels-last in `acc`.
+#[inline(always)]
+fn weight_grad_sample(x: &[f32], gout: &[f32], g: &Geometry, acc: &mut [f32], gwt: &mut [f32]) {
+    let (o, pixels) = (g.o, g.ho * g.wo);
+    for (oc, plane) in gout.chunks_exact(pixels).enumerate() {
+        for (p, &v) in plane.iter().enumerate() {
+            acc[p * o + oc] = v;
+        }
+    }
+    scatter_active(x, g, false, gwt, acc);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    //! The per-sample loops compiled for AVX-512 and AVX2, chosen at run time.
+    use super::Geometry;
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn forward_512(
+        x: &[f32],
+        wt: &[f32],
+        b: &[f32],
+        g: &Geometry,
+        acc: &mut [f32],
+        out: &mut [f32],
+    ) {
+        super::forward_sample(x, wt, b, g, acc, out)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn forward_256(
+        x: &[f32],
+        wt: &[f32],
+        b: &[f32],
+        g: &Geometry,
+        acc: &mut [f32],
+        out: &mut [f32],
+    ) {
+        super::forward_sample(x, wt, b, g, acc, out)
+    }
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn weight_grad_512(
+        x: &[f32],
+        gout: &[f32],
+        g: &Geometry,
+        acc: &mut [f32],
+        gwt: &mut [f32],
+    ) {
+        super::weight_grad_sample(x, gout, g, acc, gwt)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn weight_grad_256(
+        x: &[f32],
+        gout: &[f32],
+        g: &Geometry,
+        acc: &mut [f32],
+        gwt: &mut [f32],
+    ) {
+        super::weight_grad_sample(x, gout, g, acc, gwt)
+    }
+}
+
+/// The widest vector build this CPU runs.
+#[derive(Clone, Copy)]
+enum Isa {
+    Avx512,
+    Avx2,
+    Plain,
+}
+
+fn isa() -> Isa {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return Isa::Avx512;
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return Isa::Avx2;
+        }
+    }
+    Isa::Plain
+}
+
+/// Samples per parallel task: enough tasks for load balance, few enough that each reuses its
+/// accumulator many times.
+fn samples_per_task(n: usize) -> usize {
+    n.div_ceil(8 * rayon::current_num_threads().max(1)).max(1)
+}
+
+/// The event-driven forward on plain slices: `x [N, C, H, W]`, `w [O, C, KH, KW]`, `b [O]`,
+/// zero padding `[ph, pw]` → `[N, O, Ho, Wo]`.
+fn sparse_forward(x: &[f32], w: &[f32], b: &[f32], g: &Geometry) -> Vec<f32> {
+    let wt = channels_last_weights(w, g);
+    let (in_len, out_len) = (g.input_len(), g.output_len());
+    let mut out = vec![0f32; g.n * out_len];
+    if out_len == 0 {
+        return out;
+    }
+    let per = samples_per_task(g.n);
+    let isa = isa();
+    out.par_chunks_mut(per * out_len)
+        .zip(x.par_chunks(per * in_len.max(1)))
+        .for_each(|(outs, xs)| {
+            let mut acc = vec![0f32; out_len];
+            for (out, x) in outs.chunks_exact_mut(out_len).zip(xs.chunks(in_len.max(1))) {
+                match isa {
+                    // SAFETY: `isa()` checked that the CPU has the features each build needs.
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => unsafe { wide::forward_512(x, &wt, b, g, &mut acc, out) },
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => unsafe { wide::forward_256(x, &wt, b, g, &mut acc, out) },
+                    _ => forward_sample(x, &wt, b, g, &mut acc, out),
+                }
+            }
+        });
+    out
+}
+
+/// The event-driven weight gradient on plain slices: `Σ_n` over the active inputs of `x`,
+/// returned as `[O, C, KH, KW]`.
+fn sparse_weight_grad(x: &[f32], gout: &[f32], g: &Geometry) -> Vec<f32> {
+    let (in_len, out_len, taps) = (g.input_len(), g.output_len(), g.c * g.kh * g.kw);
+    let parts = rayon::current_num_threads().clamp(1, g.n.max(1));
+    let per = g.n.div_ceil(parts).max(1);
+    let isa = isa();
+    let partials: Vec<Vec<f32>> = (0..parts)
+        .into_par_iter()
+        .map(|part| {
+            let mut gwt = vec![0f32; g.kernel_len()];
+            let mut acc = vec![0f32; out_len];
+            let first = (part * per).min(g.n);
+            let last = ((part + 1) * per).min(g.n);
+            for s in first..last {
+                let xs = &x[s * in_len..(s + 1) * in_len];
+                let gs = &gout[s * out_len..(s + 1) * out_len];
+                match isa {
+                    // SAFETY: `isa()` checked that the CPU has the features each build needs.
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => unsafe { wide::weight_grad_512(xs, gs, g, &mut acc, &mut gwt) },
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => unsafe { wide::weight_grad_256(xs, gs, g, &mut acc, &mut gwt) },
+                    _ => weight_grad_sample(xs, gs, g, &mut acc, &mut gwt),
+                }
+            }
+            gwt
+        })
+        .collect();
+    let mut total = vec![0f32; g.kernel_len()];
+    for part in partials {
+        total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+    }
+    // [C, KH, KW, O] → [O, C, KH, KW]
+    let mut out = vec![0f32; g.kernel_len()];
+    for (tap, pixel) in total.chunks_exact(g.o).enumerate() {
+        for (oc, &v) in pixel.iter().enumerate() {
+            out[oc * taps + tap] = v;
+        }
+    }
+    out
+}
+
+fn use_sparse(mode: SpikeConvMode, x: &[f32]) -> bool {
+    match mode {
+        SpikeConvMode::Sparse => true,
+        SpikeConvMode::Dense => false,
+        SpikeConvMode::Auto => density(x) < SPARSE_BELOW,
+    }
+}
+
+impl SpikeConvKernel for Flex {
+    fn spike_conv2d(
+        x: FlexTensor,
+        w: FlexTensor,
+        b: FlexTensor,
+        padding: [usize; 2],
+        mode: SpikeConvMode,
+    ) -> FlexTensor {
+        let g = Geometry::of(&x, &w, padding);
+        if !use_sparse(mode, &f32_values(&x)) {
+            return Flex::conv2d(x, w, Some(b), g.options());
+        }
+        let y = sparse_forward(&f32_values(&x), &f32_values(&w), &f32_values(&b), &g);
+        flex_tensor(y, [g.n, g.o, g.ho, g.wo])
+    }
+}
+
+#[derive(Debug)]
+struct SpikeConvBackward;
+
+impl Backward<Flex, 3> for SpikeConvBackward {
+    /// Input, weights, padding, whether the forward took the sparse path.
+    type State = (FlexTensor, FlexTensor, [usize; 2], bool);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let gout = grads.consume::<Flex>(&ops.node);
+        let (x, w, padding, sparse) = ops.state;
+        let g = Geometry::of(&x, &w, padding);
+        if let Some(node) = node_b {
+            let sum = Flex::float_sum_dim(Flex::float_sum_dim(gout.clone(), 3), 2);
+            let gb = Flex::float_sum_dim(sum, 0);
+            grads.register::<Flex>(node.id, Flex::float_reshape(gb, [g.o].into()));
+        }
+        if let Some(node) = node_w {
+            let gw = if sparse {
+                let values = sparse_weight_grad(&f32_values(&x), &f32_values(&gout), &g);
+                flex_tensor(values, [g.o, g.c, g.kh, g.kw])
+            } else {
+                Flex::conv2d_weight_backward(x.clone(), w.clone(), gout.clone(), g.options())
+            };
+            grads.register::<Flex>(node.id, gw);
+        }
+        if let Some(node) = node_x {
+            let gx = Flex::conv2d_x_backward(x, w, gout, g.options());
+            grads.register::<Flex>(node.id, gx);
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> SpikeConvKernel for Autodiff<Flex, C> {
+    fn spike_conv2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        padding: [usize; 2],
+        mode: SpikeConvMode,
+    ) -> FloatTensor<Self> {
+        let guards = [x.node(), w.node(), b.node()];
+        let (x, w) = (x.into_primitive(), w.into_primitive());
+        // Decide once, so the backward uses the path the forward took.
+        let sparse = use_sparse(mode, &f32_values(&x));
+        let forced = if sparse {
+            SpikeConvMode::Sparse
+        } else {
+            SpikeConvMode::Dense
+        };
+        let y = <Flex as SpikeConvKernel>::spike_conv2d(
+            x.clone(),
+            w.clone(),
+            b.into_primitive(),
+            padding,
+            forced,
+        );
+        match SpikeConvBackward
+            .prepare::<C>(guards)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x, w, padding, sparse), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+}
+
+/// `x [N, C, H, W]` convolved with `w [O, C, KH, KW]` plus `b [O]`, stride 1, zero `padding`
+/// `[ph, pw]` on each side, with the event-driven path where `x` is sparse. Runs on the Flex
+/// backend (check [`crate::device::is_flex`]).
+pub fn spike_conv2d(
+    x: Tensor<4>,
+    w: Tensor<4>,
+    b: Tensor<1>,
+    padding: [usize; 2],
+    mode: SpikeConvMode,
+) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as SpikeConvKernel>::spike_conv2d(
+        x.into_dispatch(),
+        w.into_dispatch(),
+        b.into_dispatch(),
+        padding,
+        mode,
+    ))
+}
