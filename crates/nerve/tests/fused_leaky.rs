@@ -159,3 +159,145 @@ fn learned_or_per_neuron_parameters_fall_back_to_the_reference() {
     let g = lif.beta.val().grad(&grads).expect("β has a gradient");
     assert!(g.abs().sum().into_scalar::<f32>() > 0.0);
 }
+
+/// Gradients of `x` and `mem0` for `loss(out)`, through the fused kernel or the reference.
+fn input_grads(
+    lif: &nerve::neurons::Leaky,
+    x0: &Tensor<3>,
+    m0: &Tensor<3>,
+    fused: bool,
+    loss: impl Fn(nerve::neurons::NeuronOutput<3, LeakyState<3>>) -> Tensor<1>,
+) -> (Tensor<3>, Tensor<3>) {
+    let x = x0.clone().detach().require_grad();
+    let mem0 = m0.clone().detach().require_grad();
+    let state = Some(LeakyState { mem: mem0.clone() });
+    let out = if fused {
+        lif.run(x.clone(), state)
+    } else {
+        lif.run_reference(x.clone(), state)
+    };
+    let g = loss(out).backward();
+    (
+        x.grad(&g).expect("x has a gradient"),
+        mem0.grad(&g).expect("mem0 has a gradient"),
+    )
+}
+
+fn assert_close(what: &str, a: Tensor<3>, b: Tensor<3>) {
+    let tol = 1e-5 * scale(&b);
+    let diff = max_abs_diff(a, b);
+    assert!(diff <= tol, "{what}: differ by {diff} (tolerance {tol})");
+}
+
+#[test]
+fn training_without_a_membrane_trace_recomputes_the_same_gradients() {
+    // Without `record_mem` the op keeps only its input and recomputes the membranes in the
+    // backward; each output (spikes, final state, trace) has its own reverse pass.
+    let device = Device::flex().autodiff();
+    device.seed(8);
+    let shape = [30, 2, 45];
+    let x0 = Tensor::<3>::random(shape, Distribution::Normal(0.3, 0.6), &device);
+    let m0 = Tensor::<3>::random([1, 2, 45], Distribution::Normal(0.4, 0.5), &device);
+    let w_spk = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+    let w_mem = Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+    let w_end = Tensor::<3>::random([1, 2, 45], Distribution::Normal(0.0, 1.0), &device);
+    for reset in [Reset::Subtract, Reset::Zero, Reset::None] {
+        for surrogate in [
+            Surrogate::ATan { alpha: 2.0 },
+            Surrogate::Sigmoid { slope: 5.0 },
+        ] {
+            let what = format!("{reset:?} / {surrogate:?}");
+            let mut cfg = config(reset, surrogate.clone(), 0.7);
+            cfg.record_mem = false;
+            let quiet = cfg.init(&device);
+            assert!(quiet.runs_fused(&x0));
+            // Spikes only, and spikes plus the final state.
+            let spikes = |o: nerve::neurons::NeuronOutput<3, LeakyState<3>>| {
+                assert!(o.mem.is_none(), "no trace was asked for");
+                (o.spk * w_spk.clone()).sum()
+            };
+            let both = |o: nerve::neurons::NeuronOutput<3, LeakyState<3>>| {
+                (o.spk * w_spk.clone()).sum() + (o.state.mem * w_end.clone()).sum()
+            };
+            for (name, fused, reference) in [
+                (
+                    "spikes",
+                    input_grads(&quiet, &x0, &m0, true, spikes),
+                    input_grads(&quiet, &x0, &m0, false, spikes),
+                ),
+                (
+                    "spikes + state",
+                    input_grads(&quiet, &x0, &m0, true, both),
+                    input_grads(&quiet, &x0, &m0, false, both),
+                ),
+            ] {
+                assert_close(&format!("{what} {name}: x"), fused.0, reference.0);
+                assert_close(&format!("{what} {name}: mem0"), fused.1, reference.1);
+            }
+            // Each of the recorded op's outputs alone: the final state, the trace.
+            let traced = config(reset, surrogate, 0.7).init(&device);
+            let end = |o: nerve::neurons::NeuronOutput<3, LeakyState<3>>| {
+                (o.state.mem * w_end.clone()).sum()
+            };
+            let trace = |o: nerve::neurons::NeuronOutput<3, LeakyState<3>>| {
+                (o.mem.expect("a trace") * w_mem.clone()).sum()
+            };
+            for (name, fused, reference) in [
+                (
+                    "final state",
+                    input_grads(&traced, &x0, &m0, true, end),
+                    input_grads(&traced, &x0, &m0, false, end),
+                ),
+                (
+                    "trace",
+                    input_grads(&traced, &x0, &m0, true, trace),
+                    input_grads(&traced, &x0, &m0, false, trace),
+                ),
+            ] {
+                assert!(
+                    fused.0.clone().abs().sum().into_scalar::<f32>() > 0.0,
+                    "{what} {name}: some gradient reaches x"
+                );
+                assert_close(&format!("{what} {name}: x"), fused.0, reference.0);
+                assert_close(&format!("{what} {name}: mem0"), fused.1, reference.1);
+            }
+        }
+    }
+}
+
+#[test]
+fn gradients_flow_through_the_state_between_two_runs() {
+    // Truncated BPTT style: the second chunk starts from the first one's final state, so the
+    // loss on the second chunk's spikes reaches the first chunk's input through `last`.
+    let device = Device::flex().autodiff();
+    device.seed(21);
+    let x0 = Tensor::<3>::random([12, 3, 33], Distribution::Normal(0.3, 0.6), &device);
+    let x1 = Tensor::<3>::random([9, 3, 33], Distribution::Normal(0.3, 0.6), &device);
+    let w = Tensor::<3>::random([9, 3, 33], Distribution::Normal(0.0, 1.0), &device);
+    for reset in [Reset::Subtract, Reset::Zero] {
+        let mut cfg = config(reset, Surrogate::FastSigmoid { slope: 25.0 }, 1.0);
+        cfg.record_mem = false;
+        let lif = cfg.init(&device);
+        let grads = |fused: bool| {
+            let (a, b) = (x0.clone().require_grad(), x1.clone().require_grad());
+            let run = |x: Tensor<3>, s| {
+                if fused {
+                    lif.run(x, s)
+                } else {
+                    lif.run_reference(x, s)
+                }
+            };
+            let first = run(a.clone(), None);
+            let second = run(b.clone(), Some(first.state));
+            let g = (second.spk * w.clone()).sum().backward();
+            (
+                a.grad(&g).expect("first chunk"),
+                b.grad(&g).expect("second"),
+            )
+        };
+        let (f, r) = (grads(true), grads(false));
+        assert!(f.0.clone().abs().sum().into_scalar::<f32>() > 0.0);
+        assert_close(&format!("{reset:?}: first chunk"), f.0, r.0);
+        assert_close(&format!("{reset:?}: second chunk"), f.1, r.1);
+    }
+}

@@ -175,10 +175,8 @@ impl Leaky {
         last[0] = 1;
         NeuronOutput {
             spk: run.spk.reshape(shape),
-            mem: run
-                .mem
-                .filter(|_| self.record_mem)
-                .map(|m| m.reshape(shape)),
+            // Present exactly when `record_mem` asked the kernel for it.
+            mem: run.mem.map(|m| m.reshape(shape)),
             state: LeakyState {
                 mem: run.last.reshape(last),
             },
