@@ -8,6 +8,7 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
+use crate::kernels::max_pool::{window_max_pool2d, MAX_WINDOW};
 use crate::kernels::spike_conv::{spike_conv2d, SpikeConvMode};
 use crate::kernels::spike_linear::{spike_linear, SpikeLinearMode};
 
@@ -109,10 +110,25 @@ impl TimeMaxPool2d {
         }
     }
 
-    /// `[T, B, C, H, W]` → `[T, B, C, H/size, W/size]`.
+    /// `[T, B, C, H, W]` → `[T, B, C, H/size, W/size]`. On the Flex CPU backend,
+    /// non-overlapping windows without padding take [`crate::kernels::max_pool`].
     pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
         let steps = x.dims()[0];
-        unfold(self.pool.forward(fold(x)), steps)
+        let folded = fold::<5, 4>(x);
+        let p = &self.pool;
+        let [kh, kw] = p.kernel_size;
+        let kernel = crate::kernels::enabled()
+            && crate::device::is_flex(&folded.device())
+            && p.stride == p.kernel_size
+            && p.dilation == [1, 1]
+            && !p.ceil_mode
+            && p.padding == PaddingConfig2d::Valid
+            && kh * kw <= MAX_WINDOW;
+        if kernel {
+            unfold(window_max_pool2d(folded, p.kernel_size), steps)
+        } else {
+            unfold(p.forward(folded), steps)
+        }
     }
 }
 
