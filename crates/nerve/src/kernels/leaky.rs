@@ -515,19 +515,18 @@ impl LeakyKernel for Flex {
     }
 }
 
-/// `t` itself when it owns a contiguous buffer of exactly its elements (so the backward may
-/// overwrite it), else a contiguous copy.
-fn unique_contiguous(t: FlexTensor) -> FlexTensor {
-    let shape = t.layout().shape().to_vec();
-    let elements = t.layout().shape().num_elements();
+/// `t` as a `[steps, n]` tensor that owns its buffer, contiguous and exactly its elements (so
+/// the backward may overwrite it): `t` itself when it already is, else a copy.
+fn writable(t: FlexTensor, steps: usize, n: usize) -> FlexTensor {
     let owned = t.is_unique()
         && t.is_contiguous()
         && t.layout().start_offset() == 0
-        && t.bytes().len() == elements * std::mem::size_of::<f32>();
+        && t.bytes().len() == steps * n * std::mem::size_of::<f32>();
     if owned {
-        t
+        // A view of the same buffer; `t` is dropped on return, so the result is its only owner.
+        t.reshape([steps, n].into())
     } else {
-        flex_tensor(f32_values(&t).into_owned(), shape)
+        flex_tensor(f32_values(&t).into_owned(), [steps, n])
     }
 }
 
@@ -555,8 +554,8 @@ impl Backward<Flex, 2> for LeakyBackward {
                 (flex_tensor(gx, [steps, n]), gm0)
             } else {
                 // The incoming `[T, N]` gradient becomes the input's: no second buffer.
-                let mut gx = unique_contiguous(grad).reshape([steps, n].into());
-                let values = gx.try_storage_mut::<f32>().expect("unique");
+                let mut gx = writable(grad, steps, n);
+                let values = gx.try_storage_mut::<f32>().expect("an owned buffer");
                 let gm0 = backward_in_place(&xs, &m0, steps, &params, self.seed, None, values);
                 (gx, gm0)
             }
