@@ -118,16 +118,23 @@ for round in $(seq 1 "$rounds"); do
         read -r w n wu <<<"$entry"
         if [ -n "$only" ] && [[ ",$only," != *",$w,"* ]]; then continue; fi
         echo "== round $round: $w ($n timed iterations after $wu warm-up)" >&2
-        nerve "$w" --iters "$n" --warmup "$wu" --round "$round" "${data[@]}" | tee -a "$out"
-        if [ "$unfused" = 1 ]; then
-            NERVE_FUSED=0 nerve "$w" --iters "$n" --warmup "$wu" --round "$round" "${data[@]}" |
-                tee -a "$out"
-        fi
         libs=(snntorch spikingjelly norse)
-        case "$w" in w2-*) libs+=(norse-published) ;; esac
-        for lib in "${libs[@]}"; do
-            peer run "$w" --lib "$lib" --iters "$n" --warmup "$wu" --round "$round" \
+        modes=(infer train)
+        case "$w" in w2-*) libs+=(norse-published) modes=(forward fwd_bwd) ;; esac
+        # One process per mode and library, so each peak RSS belongs to that mode alone (Burn
+        # keeps a forward's autodiff graph until a backward runs through it, so forward-only
+        # iterations on the autodiff device would otherwise inflate the next mode's peak).
+        for mode in "${modes[@]}"; do
+            nerve "$w" --modes "$mode" --iters "$n" --warmup "$wu" --round "$round" \
                 "${data[@]}" | tee -a "$out"
+            if [ "$unfused" = 1 ]; then
+                NERVE_FUSED=0 nerve "$w" --modes "$mode" --iters "$n" --warmup "$wu" \
+                    --round "$round" "${data[@]}" | tee -a "$out"
+            fi
+            for lib in "${libs[@]}"; do
+                peer run "$w" --lib "$lib" --modes "$mode" --iters "$n" --warmup "$wu" \
+                    --round "$round" "${data[@]}" | tee -a "$out"
+            done
         done
     done
 done
