@@ -466,8 +466,11 @@ def w2(bench, args):
     spikes = [0.0]
     if bench.wants("forward"):
 
+        # Without autograd, as Nerve's forward (on Burn's plain device) and the W1/W3
+        # inference modes.
         def fwd():
-            spikes[0] = forward(net, x).sum().item()
+            with torch.no_grad():
+                spikes[0] = forward(net, x).sum().item()
 
         bench.time_mode("forward", fwd, {"n": n})
     if bench.wants("fwd_bwd"):

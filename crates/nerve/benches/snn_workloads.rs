@@ -15,7 +15,8 @@
 //!   `ce_rate_loss`, backward, Adam) and `infer` (`model.valid()` on the plain device);
 //! - `w2-512`, `w2-4096`: the Open Neuromorphic library benchmark: `TimeLinear(n, n)` then
 //!   Leaky (β 0.95, snnTorch's defaults otherwise: atan surrogate) on `randn[500, 16, n]`;
-//!   modes `forward` (on the autodiff device, as published) and `fwd_bwd` (`out.sum()` backward);
+//!   modes `forward` (without autograd in every library: Nerve's `valid()` model on the plain
+//!   device, the peers under `torch.no_grad()`) and `fwd_bwd` (`out.sum()` backward);
 //! - `w3`: snnTorch's tutorial conv SNN `12C5-MP2-64C5-MP2-FC10` (β 0.5, fast sigmoid 25),
 //!   T = 25, B = 128, MNIST pixels as input current at every step; modes `train`, `infer`;
 //! - `check`: spike counts of W1 with deterministic weights and input, to compare with snnTorch;
@@ -439,8 +440,13 @@ fn w2(o: &Opts, n: usize) -> nerve::Result<()> {
     let x = Tensor::<3>::random([T, B, n], Distribution::Normal(0.0, 1.0), &device);
     let mut spikes = 0.0;
     if wants(o, "forward") {
+        // Without autograd, as every library's forward here (the peers under
+        // `torch.no_grad()`): Burn keeps an autodiff graph until a backward runs through it,
+        // so forward-only iterations on the autodiff device would pile up graphs.
+        let valid = net.valid();
+        let x = x.clone().inner();
         time_mode(o, "forward", json!({"n": n}), || {
-            spikes = net.forward(x.clone()).sum().into_scalar::<f64>();
+            spikes = valid.forward(x.clone()).sum().into_scalar::<f64>();
         });
     }
     if wants(o, "fwd_bwd") {
