@@ -90,8 +90,8 @@ def main(path):
                 [w, m] + [f"{peaks[(w, m, i)]:.0f}" if (w, m, i) in peaks else "–" for i in impls]
             )
     print()
-    print("Peak RSS (VmHWM, MiB) of the process after the mode ran (inference runs first, so")
-    print("the training row is the peak of the whole process):")
+    print("Peak RSS (VmHWM, MiB) of the process after the mode ran (bench/run.sh runs each mode")
+    print("in its own process; a run of several modes in one process reports the running peak):")
     print()
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
