@@ -57,11 +57,17 @@ fn sparse_forward_equals_the_dense_product() {
 fn gradients_of_both_paths_equal_burns_matmul() {
     let device = Device::flex().autodiff();
     device.seed(9);
-    for (p, real) in [(0.1, false), (0.3, true)] {
-        let x0 = sparse_input([64, 40], p, real, &device);
-        let w0 = Tensor::<2>::random([40, 24], Distribution::Normal(0.0, 0.3), &device);
-        let b0 = Tensor::<1>::random([24], Distribution::Normal(0.0, 0.3), &device);
-        let weights = Tensor::<2>::random([64, 24], Distribution::Normal(0.0, 1.0), &device);
+    // (rows, inputs, outputs, density, real values): the second shape has a partial block of
+    // rows and a second, partial column slab in the kernel's weight gradient.
+    for (m, k, n, p, real) in [
+        (64, 40, 24, 0.1, false),
+        (64, 40, 24, 0.3, true),
+        (70, 40, 300, 0.15, true),
+    ] {
+        let x0 = sparse_input([m, k], p, real, &device);
+        let w0 = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 0.3), &device);
+        let b0 = Tensor::<1>::random([n], Distribution::Normal(0.0, 0.3), &device);
+        let weights = Tensor::<2>::random([m, n], Distribution::Normal(0.0, 1.0), &device);
         let run = |mode: Option<SpikeLinearMode>| {
             let x = x0.clone().detach().require_grad();
             let w = w0.clone().detach().require_grad();

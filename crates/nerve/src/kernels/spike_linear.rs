@@ -2,7 +2,8 @@
 //!
 //! The sparse path adds the weight row of each active input to its output row (`y[m] += x[m,k] ·
 //! W[k]`), skipping the zeros a dense GEMM multiplies; the weight gradient sums `x[m,k]·g[m]`
-//! over active inputs only (`gW[k] = Σ_m x[m,k]·g[m]`, one task per band of `k`). The input
+//! over active inputs only (`gW[k] = Σ_m x[m,k]·g[m]`, per-thread partial sums over bands of
+//! rows). The active inputs are listed once per call and kept for the backward. The input
 //! gradient `g·Wᵀ` is dense either way and is computed only when the input needs it (a data
 //! layer's input does not). Which path runs is chosen per call from the measured density of
 //! `x`; [`SpikeLinearMode`] forces one for tests and benchmarks. The dense path is Burn's own
@@ -18,6 +19,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
+use std::sync::Arc;
 
 use super::{f32_values, flex_tensor};
 
@@ -88,27 +90,73 @@ fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
 /// whole matrix from L3 once per row.
 const COLS: usize = 256;
 
-/// The active inputs of each of `rows` rows of `x` (starting at `first`), as `(k, value)`.
-fn active_inputs(x: &[f32], k: usize, first: usize, rows: usize) -> Vec<Vec<(u32, f32)>> {
-    (first..first + rows)
-        .map(|r| {
-            x[r * k..(r + 1) * k]
-                .iter()
-                .enumerate()
-                .filter(|(_, &v)| v != 0.0)
-                .map(|(kk, &v)| (kk as u32, v))
-                .collect()
-        })
-        .collect()
+/// The nonzero inputs of a band of consecutive rows of `x`, flat: row `first + i` has
+/// `entries[starts[i]..starts[i + 1]]` as `(column, value)`.
+struct ActiveRows {
+    first: usize,
+    starts: Vec<usize>,
+    entries: Vec<(u32, f32)>,
 }
 
-/// Output rows `first..` of `x·w + b` by accumulating the weight rows of active inputs, one
-/// column slab at a time.
+impl ActiveRows {
+    fn of(x: &[f32], k: usize, first: usize, rows: usize) -> Self {
+        let mut starts = Vec::with_capacity(rows + 1);
+        let mut entries = Vec::new();
+        for r in first..first + rows {
+            starts.push(entries.len());
+            let row = &x[r * k..(r + 1) * k];
+            entries.extend(
+                row.iter()
+                    .enumerate()
+                    .filter(|(_, &v)| v != 0.0)
+                    .map(|(kk, &v)| (kk as u32, v)),
+            );
+        }
+        starts.push(entries.len());
+        Self {
+            first,
+            starts,
+            entries,
+        }
+    }
+
+    /// Each row's active inputs, in order.
+    fn rows(&self) -> impl Iterator<Item = &[(u32, f32)]> {
+        self.starts.windows(2).map(|w| &self.entries[w[0]..w[1]])
+    }
+}
+
+/// The active inputs of every row of `x [m, k]`, in bands of rows listed in parallel. Built once
+/// per layer call and shared by the forward and the weight gradient.
+struct Active {
+    bands: Vec<ActiveRows>,
+    rows_per_band: usize,
+}
+
+impl Active {
+    fn of(x: &[f32], m: usize, k: usize) -> Self {
+        let per = rows_per_task(m);
+        let bands = (0..m.div_ceil(per))
+            .into_par_iter()
+            .map(|band| {
+                let first = band * per;
+                ActiveRows::of(x, k, first, per.min(m - first))
+            })
+            .collect();
+        Self {
+            bands,
+            rows_per_band: per,
+        }
+    }
+}
+
+/// The output rows of one band of `x·w + b`, by accumulating the weight rows of active inputs,
+/// one column slab at a time.
 #[inline(always)]
-fn forward_rows(active: &[Vec<(u32, f32)>], w: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
+fn forward_rows(active: &ActiveRows, w: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
     for c0 in (0..n).step_by(COLS) {
         let c1 = (c0 + COLS).min(n);
-        for (y, row) in out.chunks_mut(n).zip(active) {
+        for (y, row) in out.chunks_mut(n).zip(active.rows()) {
             let y = &mut y[c0..c1];
             y.copy_from_slice(&b[c0..c1]);
             for &(kk, v) in row {
@@ -119,25 +167,72 @@ fn forward_rows(active: &[Vec<(u32, f32)>], w: &[f32], b: &[f32], n: usize, out:
     }
 }
 
-/// Adds `x[r]ᵀ·g[r]` for the rows whose active inputs are `active` (row `first + i` is
-/// `active[i]`) into `gw`, one column slab at a time, touching only the rows of `gw` whose
-/// input is active.
+/// Rows whose weight-gradient contributions are summed together before they touch `gw`: their
+/// `[ROW_BLOCK, COLS]` slab of `g` (32 KB) stays in L1 while it is read once per active input.
+const ROW_BLOCK: usize = 32;
+
+/// Adds `x[r]ᵀ·g[r]` for the rows of `bands` into `gw [k, n]`.
+///
+/// Per block of rows, the active inputs are grouped by input `k` (a counting sort), and each
+/// group's rows of `g` are summed in an L1 buffer first, so each `gw` row slab is read and
+/// written once per block and input instead of once per active (row, input) pair: `gw` is
+/// 3 MB for W1 and lives in L2 or beyond, the block's `g` slab in L1.
 #[inline(always)]
-fn weight_grad_partial(
-    active: &[Vec<(u32, f32)>],
-    g: &[f32],
-    n: usize,
-    first: usize,
-    gw: &mut [f32],
-) {
-    for c0 in (0..n).step_by(COLS) {
-        let c1 = (c0 + COLS).min(n);
-        for (i, row) in active.iter().enumerate() {
-            let r = first + i;
-            let grow = &g[r * n + c0..r * n + c1];
-            for &(kk, v) in row {
-                let kk = kk as usize;
-                axpy(&mut gw[kk * n + c0..kk * n + c1], v, grow);
+fn weight_grad_partial(bands: &[ActiveRows], g: &[f32], n: usize, gw: &mut [f32]) {
+    let k = gw.len() / n.max(1);
+    let mut first_of = vec![0u32; k + 1];
+    let mut grouped: Vec<(u32, f32)> = Vec::new();
+    let mut acc = [0f32; COLS];
+    let mut slab = vec![0f32; ROW_BLOCK * COLS];
+    for band in bands {
+        let rows = band.starts.len() - 1;
+        for b0 in (0..rows).step_by(ROW_BLOCK) {
+            let b1 = (b0 + ROW_BLOCK).min(rows);
+            let entries = &band.entries[band.starts[b0]..band.starts[b1]];
+            // Counting sort of the block's entries by input, keeping each entry's row.
+            first_of.fill(0);
+            for &(kk, _) in entries {
+                first_of[kk as usize + 1] += 1;
+            }
+            for i in 0..k {
+                first_of[i + 1] += first_of[i];
+            }
+            grouped.resize(entries.len(), (0, 0.0));
+            let mut next = first_of.clone();
+            for i in b0..b1 {
+                let r = (band.first + i) as u32;
+                for &(kk, v) in &band.entries[band.starts[i]..band.starts[i + 1]] {
+                    let slot = &mut next[kk as usize];
+                    grouped[*slot as usize] = (r, v);
+                    *slot += 1;
+                }
+            }
+            let first_row = band.first + b0;
+            for c0 in (0..n).step_by(COLS) {
+                let c1 = (c0 + COLS).min(n);
+                let width = c1 - c0;
+                // The block's slab of `g`, packed: rows of `g` lie `4n` bytes apart, a multiple
+                // of 4 KB for many `n`, and would share L1 sets.
+                for (i, dst) in slab.chunks_exact_mut(COLS).take(b1 - b0).enumerate() {
+                    let r = first_row + i;
+                    dst[..width].copy_from_slice(&g[r * n + c0..r * n + c1]);
+                }
+                let acc = &mut acc[..width];
+                for kk in 0..k {
+                    let group = &grouped[first_of[kk] as usize..first_of[kk + 1] as usize];
+                    let Some((&(r0, v0), rest)) = group.split_first() else {
+                        continue;
+                    };
+                    let at = |r: u32| (r as usize - first_row) * COLS;
+                    let row0 = &slab[at(r0)..at(r0) + width];
+                    for (a, &gv) in acc.iter_mut().zip(row0) {
+                        *a = v0 * gv;
+                    }
+                    for &(r, v) in rest {
+                        axpy(acc, v, &slab[at(r)..at(r) + width]);
+                    }
+                    axpy(&mut gw[kk * n + c0..kk * n + c1], 1.0, acc);
+                }
             }
         }
     }
@@ -146,34 +241,34 @@ fn weight_grad_partial(
 #[cfg(target_arch = "x86_64")]
 mod wide {
     //! The same loops compiled for AVX-512 and AVX2, chosen at run time.
-    type Active = [Vec<(u32, f32)>];
+    use super::ActiveRows;
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub unsafe fn forward_rows_512(a: &Active, w: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
+    pub unsafe fn forward_rows_512(
+        a: &ActiveRows,
+        w: &[f32],
+        b: &[f32],
+        n: usize,
+        out: &mut [f32],
+    ) {
         super::forward_rows(a, w, b, n, out)
     }
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn forward_rows_256(a: &Active, w: &[f32], b: &[f32], n: usize, out: &mut [f32]) {
+    pub unsafe fn forward_rows_256(
+        a: &ActiveRows,
+        w: &[f32],
+        b: &[f32],
+        n: usize,
+        out: &mut [f32],
+    ) {
         super::forward_rows(a, w, b, n, out)
     }
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub unsafe fn weight_grad_partial_512(
-        a: &Active,
-        g: &[f32],
-        n: usize,
-        first: usize,
-        gw: &mut [f32],
-    ) {
-        super::weight_grad_partial(a, g, n, first, gw)
+    pub unsafe fn weight_grad_partial_512(a: &[ActiveRows], g: &[f32], n: usize, gw: &mut [f32]) {
+        super::weight_grad_partial(a, g, n, gw)
     }
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn weight_grad_partial_256(
-        a: &Active,
-        g: &[f32],
-        n: usize,
-        first: usize,
-        gw: &mut [f32],
-    ) {
-        super::weight_grad_partial(a, g, n, first, gw)
+    pub unsafe fn weight_grad_partial_256(a: &[ActiveRows], g: &[f32], n: usize, gw: &mut [f32]) {
+        super::weight_grad_partial(a, g, n, gw)
     }
 }
 
@@ -186,56 +281,66 @@ fn rows_per_task(rows: usize) -> usize {
 /// The event-driven forward on plain slices: `x [m, k]`, `w [k, n]`, `b [n]` → `[m, n]`.
 pub fn sparse_forward(x: &[f32], w: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
     assert_eq!((x.len(), w.len(), b.len()), (m * k, k * n, n), "shapes");
+    forward_active(&Active::of(x, m, k), w, b, m, n)
+}
+
+/// The event-driven forward from the active inputs of `x [m, ·]`.
+fn forward_active(active: &Active, w: &[f32], b: &[f32], m: usize, n: usize) -> Vec<f32> {
     let mut out = vec![0f32; m * n];
-    let per = rows_per_task(m);
-    out.par_chunks_mut((per * n).max(1))
-        .enumerate()
-        .for_each(|(task, chunk)| {
-            let active = active_inputs(x, k, task * per, chunk.len() / n.max(1));
+    if n == 0 {
+        return out;
+    }
+    out.par_chunks_mut(active.rows_per_band * n)
+        .zip(active.bands.par_iter())
+        .for_each(|(chunk, band)| {
             #[cfg(target_arch = "x86_64")]
             {
                 if std::is_x86_feature_detected!("avx512f") {
                     // SAFETY: the CPU has the features the function is compiled for.
-                    return unsafe { wide::forward_rows_512(&active, w, b, n, chunk) };
+                    return unsafe { wide::forward_rows_512(band, w, b, n, chunk) };
                 }
                 if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                     // SAFETY: as above.
-                    return unsafe { wide::forward_rows_256(&active, w, b, n, chunk) };
+                    return unsafe { wide::forward_rows_256(band, w, b, n, chunk) };
                 }
             }
-            forward_rows(&active, w, b, n, chunk)
+            forward_rows(band, w, b, n, chunk)
         });
     out
 }
 
 /// The event-driven weight gradient on plain slices: `Σ_m x[m]ᵀ·g[m]` over nonzero `x`, `[k, n]`.
-///
-/// Each thread accumulates its share of the rows of `x` into its own partial gradient (so `g` is
-/// streamed once, in order), then the partials are summed.
 pub fn sparse_weight_grad(x: &[f32], g: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
     assert_eq!((x.len(), g.len()), (m * k, m * n), "shapes");
-    let parts = rayon::current_num_threads().clamp(1, m.max(1));
-    let per = m.div_ceil(parts);
-    let partials: Vec<Vec<f32>> = (0..parts)
-        .into_par_iter()
-        .map(|p| {
-            let first = (p * per).min(m);
-            let active = active_inputs(x, k, first, ((p + 1) * per).min(m) - first);
+    weight_grad_active(&Active::of(x, m, k), g, k, n)
+}
+
+/// The event-driven weight gradient from the active inputs of `x`.
+///
+/// Each thread accumulates its share of the bands into its own partial gradient (so `g` is
+/// streamed once, in order), then the partials are summed.
+fn weight_grad_active(active: &Active, g: &[f32], k: usize, n: usize) -> Vec<f32> {
+    let bands = &active.bands;
+    let parts = rayon::current_num_threads().clamp(1, bands.len().max(1));
+    let per = bands.len().div_ceil(parts).max(1);
+    let partials: Vec<Vec<f32>> = bands
+        .par_chunks(per)
+        .map(|mine| {
             let mut gw = vec![0f32; k * n];
             #[cfg(target_arch = "x86_64")]
             {
                 if std::is_x86_feature_detected!("avx512f") {
                     // SAFETY: the CPU has the features the function is compiled for.
-                    unsafe { wide::weight_grad_partial_512(&active, g, n, first, &mut gw) };
+                    unsafe { wide::weight_grad_partial_512(mine, g, n, &mut gw) };
                     return gw;
                 }
                 if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                     // SAFETY: as above.
-                    unsafe { wide::weight_grad_partial_256(&active, g, n, first, &mut gw) };
+                    unsafe { wide::weight_grad_partial_256(mine, g, n, &mut gw) };
                     return gw;
                 }
             }
-            weight_grad_partial(&active, g, n, first, &mut gw);
+            weight_grad_partial(mine, g, n, &mut gw);
             gw
         })
         .collect();
@@ -256,6 +361,12 @@ fn dense_forward(x: FlexTensor, w: FlexTensor, b: FlexTensor) -> FlexTensor {
     Flex::float_add(y, Flex::float_reshape(b, [1, n].into()))
 }
 
+/// The active inputs of `x` when `mode` (or, for `Auto`, the measured density) picks the
+/// event-driven path, else `None`.
+fn sparse_inputs(mode: SpikeLinearMode, x: &[f32], m: usize, k: usize, n: usize) -> Option<Active> {
+    use_sparse(mode, x, n).then(|| Active::of(x, m, k))
+}
+
 impl SpikeLinearKernel for Flex {
     fn spike_linear(
         x: FlexTensor,
@@ -265,12 +376,21 @@ impl SpikeLinearKernel for Flex {
     ) -> FlexTensor {
         let (m, k) = dims2(&x);
         let n = dims2(&w).1;
-        let sparse = use_sparse(mode, &f32_values(&x), n);
-        if !sparse {
+        let Some(active) = sparse_inputs(mode, &f32_values(&x), m, k, n) else {
             return dense_forward(x, w, b);
-        }
-        let y = sparse_forward(&f32_values(&x), &f32_values(&w), &f32_values(&b), m, k, n);
+        };
+        let y = forward_active(&active, &f32_values(&w), &f32_values(&b), m, n);
         flex_tensor(y, [m, n])
+    }
+}
+
+impl std::fmt::Debug for Active {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let entries: usize = self.bands.iter().map(|b| b.entries.len()).sum();
+        f.debug_struct("Active")
+            .field("bands", &self.bands.len())
+            .field("entries", &entries)
+            .finish()
     }
 }
 
@@ -278,25 +398,26 @@ impl SpikeLinearKernel for Flex {
 struct SpikeLinearBackward;
 
 impl Backward<Flex, 3> for SpikeLinearBackward {
-    /// Input, weights, whether the forward took the sparse path.
-    type State = (FlexTensor, FlexTensor, bool);
+    /// Input, weights, and the active inputs when the forward took the sparse path (listed once,
+    /// for both passes).
+    type State = (FlexTensor, FlexTensor, Option<Arc<Active>>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_w, node_b] = ops.parents;
         let g = grads.consume::<Flex>(&ops.node);
-        let (x, w, sparse) = ops.state;
-        let (m, k) = dims2(&x);
+        let (x, w, active) = ops.state;
+        let k = dims2(&x).1;
         let n = dims2(&w).1;
         if let Some(node) = node_b {
             let gb = Flex::float_sum_dim(g.clone(), 0);
             grads.register::<Flex>(node.id, Flex::float_reshape(gb, [n].into()));
         }
         if let Some(node) = node_w {
-            let gw = if sparse {
-                let values = sparse_weight_grad(&f32_values(&x), &f32_values(&g), m, k, n);
-                flex_tensor(values, [k, n])
-            } else {
-                Flex::float_matmul(Flex::float_transpose(x.clone()), g.clone())
+            let gw = match &active {
+                Some(active) => {
+                    flex_tensor(weight_grad_active(active, &f32_values(&g), k, n), [k, n])
+                }
+                None => Flex::float_matmul(Flex::float_transpose(x.clone()), g.clone()),
             };
             grads.register::<Flex>(node.id, gw);
         }
@@ -315,26 +436,25 @@ impl<C: CheckpointStrategy> SpikeLinearKernel for Autodiff<Flex, C> {
         mode: SpikeLinearMode,
     ) -> FloatTensor<Self> {
         let guards = [x.node(), w.node(), b.node()];
-        let (x, w) = (x.into_primitive(), w.into_primitive());
-        // Decide once, so the backward uses the path the forward took.
-        let sparse = use_sparse(mode, &f32_values(&x), dims2(&w).1);
-        let forced = if sparse {
-            SpikeLinearMode::Sparse
-        } else {
-            SpikeLinearMode::Dense
+        let (x, w, b) = (x.into_primitive(), w.into_primitive(), b.into_primitive());
+        let (m, k) = dims2(&x);
+        let n = dims2(&w).1;
+        // Decide once and list the active inputs once: the backward takes the path the forward
+        // took, with the same lists.
+        let active = sparse_inputs(mode, &f32_values(&x), m, k, n).map(Arc::new);
+        let y = match &active {
+            Some(active) => flex_tensor(
+                forward_active(active, &f32_values(&w), &f32_values(&b), m, n),
+                [m, n],
+            ),
+            None => dense_forward(x.clone(), w.clone(), b),
         };
-        let y = <Flex as SpikeLinearKernel>::spike_linear(
-            x.clone(),
-            w.clone(),
-            b.into_primitive(),
-            forced,
-        );
         match SpikeLinearBackward
             .prepare::<C>(guards)
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish((x, w, sparse), y),
+            OpsKind::Tracked(prep) => prep.finish((x, w, active), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
