@@ -44,21 +44,24 @@ struct Geometry {
 }
 
 impl Geometry {
-    fn of(x: &FlexTensor, [kh, kw]: [usize; 2]) -> Self {
-        let s = x.layout().shape();
+    fn new(shape: &[usize], [kh, kw]: [usize; 2]) -> Self {
         assert!(
             kh >= 1 && kw >= 1 && kh * kw <= MAX_WINDOW,
-            "pooling window {kh}x{kw}"
+            "window_max_pool2d: a {kh}x{kw} window is empty or over {MAX_WINDOW} elements"
         );
         Self {
-            planes: s[0] * s[1],
-            h: s[2],
-            w: s[3],
+            planes: shape[0] * shape[1],
+            h: shape[2],
+            w: shape[3],
             kh,
             kw,
-            ho: s[2] / kh,
-            wo: s[3] / kw,
+            ho: shape[2] / kh,
+            wo: shape[3] / kw,
         }
+    }
+
+    fn of(x: &FlexTensor, window: [usize; 2]) -> Self {
+        Self::new(x.layout().shape(), window)
     }
 
     fn in_plane(&self) -> usize {
@@ -178,17 +181,9 @@ impl Backward<Flex, 1> for MaxPoolBackward {
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        let (shape, [kh, kw], winner) = ops.state;
+        let (shape, window, winner) = ops.state;
         if let Some(node) = node_x {
-            let g = Geometry {
-                planes: shape[0] * shape[1],
-                h: shape[2],
-                w: shape[3],
-                kh,
-                kw,
-                ho: shape[2] / kh,
-                wo: shape[3] / kw,
-            };
+            let g = Geometry::new(&shape, window);
             let gx = backward(&f32_values(&grad), &winner, &g);
             grads.register::<Flex>(node.id, flex_tensor(gx, shape));
         }

@@ -31,7 +31,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::spike_linear::density;
-use super::{f32_values, flex_tensor};
+use super::{axpy, f32_values, flex_tensor, isa, Isa};
 
 /// Which algorithm [`spike_conv2d`] uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,13 @@ impl Geometry {
     fn new(x: &[usize], w: &[usize], padding: [usize; 2]) -> Self {
         let (n, c, h, wd) = (x[0], x[1], x[2], x[3]);
         let (o, kh, kw) = (w[0], w[2], w[3]);
+        // A programming error, as in Burn's convolution (user data reaches this through a
+        // network whose input shape is checked first).
+        assert_eq!(
+            c, w[1],
+            "spike_conv2d: the input has {c} channels, the weights expect {}",
+            w[1]
+        );
         let [ph, pw] = padding;
         Self {
             n,
@@ -144,21 +151,6 @@ fn channels_last_weights(w: &[f32], g: &Geometry) -> Vec<f32> {
         }
     }
     out
-}
-
-/// `y += a·x`, written so LLVM vectorises it for whatever target features the caller has.
-/// Binary spikes are 1, and then it is a plain add.
-#[inline(always)]
-fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    if a == 1.0 {
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y += x;
-        }
-    } else {
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y += a * x;
-        }
-    }
 }
 
 /// Adds `x[c, y, xx] · rows` for every active input of one sample `x [C, H, W]`, where the
@@ -453,27 +445,6 @@ fn sparse_input_grad(gout: &[f32], w: &[f32], g: &Geometry) -> Option<Vec<f32>> 
         let _ = (gout, w, g);
         None
     }
-}
-
-/// The widest vector build this CPU runs.
-#[derive(Clone, Copy)]
-enum Isa {
-    Avx512,
-    Avx2,
-    Plain,
-}
-
-fn isa() -> Isa {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            return Isa::Avx512;
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            return Isa::Avx2;
-        }
-    }
-    Isa::Plain
 }
 
 /// Samples per parallel task: enough tasks for load balance, few enough that each reuses its

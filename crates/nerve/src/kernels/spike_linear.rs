@@ -21,7 +21,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 use std::sync::Arc;
 
-use super::{f32_values, flex_tensor};
+use super::{axpy, f32_values, flex_tensor, isa, Isa};
 
 /// Which algorithm [`spike_linear`] uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,14 +74,6 @@ fn use_sparse(mode: SpikeLinearMode, x: &[f32], outputs: usize) -> bool {
         SpikeLinearMode::Sparse => true,
         SpikeLinearMode::Dense => false,
         SpikeLinearMode::Auto => outputs >= MIN_SPARSE_OUTPUTS && density(x) < SPARSE_BELOW,
-    }
-}
-
-/// `y += a·x`, written so LLVM vectorises it for whatever target features the caller has.
-#[inline(always)]
-fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += a * x;
     }
 }
 
@@ -290,21 +282,16 @@ fn forward_active(active: &Active, w: &[f32], b: &[f32], m: usize, n: usize) -> 
     if n == 0 {
         return out;
     }
+    let isa = isa();
     out.par_chunks_mut(active.rows_per_band * n)
         .zip(active.bands.par_iter())
-        .for_each(|(chunk, band)| {
+        .for_each(|(chunk, band)| match isa {
+            // SAFETY: `isa()` checked that the CPU has the features each build needs.
             #[cfg(target_arch = "x86_64")]
-            {
-                if std::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has the features the function is compiled for.
-                    return unsafe { wide::forward_rows_512(band, w, b, n, chunk) };
-                }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                    // SAFETY: as above.
-                    return unsafe { wide::forward_rows_256(band, w, b, n, chunk) };
-                }
-            }
-            forward_rows(band, w, b, n, chunk)
+            Isa::Avx512 => unsafe { wide::forward_rows_512(band, w, b, n, chunk) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { wide::forward_rows_256(band, w, b, n, chunk) },
+            _ => forward_rows(band, w, b, n, chunk),
         });
     out
 }
@@ -323,24 +310,19 @@ fn weight_grad_active(active: &Active, g: &[f32], k: usize, n: usize) -> Vec<f32
     let bands = &active.bands;
     let parts = rayon::current_num_threads().clamp(1, bands.len().max(1));
     let per = bands.len().div_ceil(parts).max(1);
+    let isa = isa();
     let partials: Vec<Vec<f32>> = bands
         .par_chunks(per)
         .map(|mine| {
             let mut gw = vec![0f32; k * n];
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has the features the function is compiled for.
-                    unsafe { wide::weight_grad_partial_512(mine, g, n, &mut gw) };
-                    return gw;
-                }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                    // SAFETY: as above.
-                    unsafe { wide::weight_grad_partial_256(mine, g, n, &mut gw) };
-                    return gw;
-                }
+            match isa {
+                // SAFETY: `isa()` checked that the CPU has the features each build needs.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { wide::weight_grad_partial_512(mine, g, n, &mut gw) },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { wide::weight_grad_partial_256(mine, g, n, &mut gw) },
+                _ => weight_grad_partial(mine, g, n, &mut gw),
             }
-            weight_grad_partial(mine, g, n, &mut gw);
             gw
         })
         .collect();

@@ -32,6 +32,16 @@ pub fn flatten_features(x: Tensor<5>) -> Tensor<3> {
     x.flatten(2, 4)
 }
 
+/// A layer's bias, or zeros of length `n` on the weights' device for a layer built without one
+/// (the kernels always take a bias).
+fn bias_or_zeros<const D: usize>(
+    bias: Option<&burn::module::Param<Tensor<1>>>,
+    n: usize,
+    weight: &Tensor<D>,
+) -> Tensor<1> {
+    bias.map_or_else(|| Tensor::zeros([n], &weight.device()), |b| b.val())
+}
+
 /// A 2-D convolution applied to every time step at once.
 #[derive(Module, Debug)]
 pub struct TimeConv2d {
@@ -56,10 +66,7 @@ impl TimeConv2d {
         match self.kernel_padding(&folded) {
             Some(padding) => {
                 let weight = self.conv.weight.val();
-                let bias = match &self.conv.bias {
-                    Some(b) => b.val(),
-                    None => Tensor::zeros([weight.dims()[0]], &weight.device()),
-                };
+                let bias = bias_or_zeros(self.conv.bias.as_ref(), weight.dims()[0], &weight);
                 unfold(
                     spike_conv2d(folded, weight, bias, padding, SpikeConvMode::Auto),
                     steps,
@@ -178,10 +185,7 @@ impl TimeLinear {
             return unfold(self.linear.forward(folded), steps);
         }
         let weight = self.linear.weight.val();
-        let bias = match &self.linear.bias {
-            Some(b) => b.val(),
-            None => Tensor::zeros([weight.dims()[1]], &weight.device()),
-        };
+        let bias = bias_or_zeros(self.linear.bias.as_ref(), weight.dims()[1], &weight);
         unfold(
             spike_linear(folded, weight, bias, SpikeLinearMode::Auto),
             steps,
