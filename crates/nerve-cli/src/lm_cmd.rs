@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nerve::models::generate::{generate, BurnStepper, TokenStepper};
 use nerve::models::lm::{LanguageModel, LmArch, LmShape};
 use nerve::models::mmfree;
-use nerve::models::mmfree::engine::{MmFreeEngine, ReferenceEngine};
+use nerve::models::mmfree::engine::{FloatEngine, MmFreeEngine};
 use nerve::text::corpus::{read_text, split_tail};
 use nerve::text::tokenizer::StreamDecoder;
 use nerve::text::{Corpus, Sampler, SamplerConfig, Tokenizer};
@@ -149,7 +149,8 @@ pub struct GenerateArgs {
     max_tokens: usize,
     #[command(flatten)]
     sample: SampleArgs,
-    /// MatMul-free models: packed (ternary, additions only), reference (float loops) or burn.
+    /// MatMul-free models: packed (ternary, additions only), float (the same ternary weights as
+    /// `f32`, plain dot products; `reference` is its older name) or burn.
     #[arg(long, default_value = "packed")]
     engine: String,
     /// Threads of the packed engine (default: all cores).
@@ -359,11 +360,11 @@ fn generate_cmd(args: GenerateArgs) -> Result<()> {
         }
         let engine: Box<dyn TokenStepper> = match args.engine.as_str() {
             "packed" => Box::new(MmFreeEngine::new(&weights)?),
-            "reference" => Box::new(ReferenceEngine::new(&weights)?),
+            "float" | "reference" => Box::new(FloatEngine::new(&weights)?),
             other => {
                 return Err(Error::invalid(
                     "engine",
-                    format!("'{other}': expected packed, reference or burn"),
+                    format!("'{other}': expected packed, float or burn"),
                 ))
             }
         };

@@ -93,8 +93,8 @@
 //!
 //! # A MatMul-free language model, three ways
 //!
-//! The trainable Burn model, the packed ternary engine (additions only) and its float
-//! reference compute the same logits from the same weights:
+//! The trainable Burn model, the packed ternary engine (additions only) and the same engine on
+//! float weights compute the same logits from the same weights:
 //!
 //! ```
 //! use burn::tensor::{Device, Int, Tensor, TensorData};

@@ -1,8 +1,8 @@
 //! The three implementations of the MatMul-free LM agree on the same weights: the trainable
-//! Burn model (parallel mode), the float reference engine and the packed ternary engine.
+//! Burn model (parallel mode), the float engine and the packed ternary engine.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use nerve::models::mmfree::engine::{MmFreeEngine, ReferenceEngine};
+use nerve::models::mmfree::engine::{FloatEngine, MmFreeEngine};
 use nerve::models::mmfree::{MmFreeConfig, MmFreeLm, MmFreeWeights};
 
 fn max_rel(a: &[f32], b: &[f32]) -> f32 {
@@ -11,7 +11,7 @@ fn max_rel(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[test]
-fn burn_model_reference_and_packed_engines_give_the_same_logits() {
+fn burn_model_float_and_packed_engines_give_the_same_logits() {
     let mut cfg = MmFreeConfig::new(50, 64, 3);
     cfg.intermediate_size = Some(96);
     let mut weights = MmFreeWeights::random(cfg, 11).unwrap();
@@ -35,11 +35,11 @@ fn burn_model_reference_and_packed_engines_give_the_same_logits() {
     let burn: Vec<f32> = model.forward(x).into_data().iter::<f32>().collect();
 
     let mut packed = MmFreeEngine::new(&weights).unwrap();
-    let mut reference = ReferenceEngine::new(&weights).unwrap();
+    let mut float = FloatEngine::new(&weights).unwrap();
     let v = 50;
     for (t, &tok) in tokens.iter().enumerate() {
         let p = packed.step(tok).unwrap().to_vec();
-        let r = reference.step(tok).unwrap().to_vec();
+        let r = float.step(tok).unwrap().to_vec();
         let b = &burn[t * v..(t + 1) * v];
         assert!(
             max_rel(&p, &r) < 1e-3,

@@ -1,7 +1,7 @@
-//! The packed ternary engine against the float reference engine, and the engine's contract
+//! The packed ternary engine against the float engine, and the engine's contract
 //! (reset, state snapshots, lower bounds, bad token ids).
 
-use nerve::models::mmfree::engine::{forget_lower_bounds, Decoder, MmFreeEngine, ReferenceEngine};
+use nerve::models::mmfree::engine::{forget_lower_bounds, Decoder, FloatEngine, MmFreeEngine};
 use nerve::models::mmfree::{MmFreeConfig, MmFreeWeights};
 
 /// `max|a − b| / max|ref|`.
@@ -36,28 +36,28 @@ fn varied_weights(cfg: MmFreeConfig, seed: u64) -> MmFreeWeights {
 
 fn compare(weights: &MmFreeWeights, steps: &[u32], tol: f32) {
     let mut packed = MmFreeEngine::new(weights).unwrap();
-    let mut reference = ReferenceEngine::new(weights).unwrap();
+    let mut float = FloatEngine::new(weights).unwrap();
     for (k, &t) in steps.iter().enumerate() {
-        let want = reference.step(t).unwrap().to_vec();
+        let want = float.step(t).unwrap().to_vec();
         let got = packed.step(t).unwrap();
         let rel = rel_diff(got, &want);
         assert!(rel < tol, "token {k}: relative difference {rel}");
     }
-    for (a, b) in packed.state().iter().zip(reference.state()) {
+    for (a, b) in packed.state().iter().zip(float.state()) {
         assert!(rel_diff(a, b) < tol, "recurrent states differ");
     }
 }
 
 #[test]
-fn packed_matches_reference_on_a_tiny_model() {
+fn packed_matches_float_on_a_tiny_model() {
     let cfg = MmFreeConfig::new(50, 64, 2);
     compare(&varied_weights(cfg, 1), &tokens(20, 50), 1e-3);
 }
 
 #[test]
-fn packed_matches_reference_on_one_layer_of_the_370m_shape() {
+fn packed_matches_float_on_one_layer_of_the_370m_shape() {
     // d = 1024 and I = 2816 as published, but one layer and a 256-token vocabulary (instead of
-    // 32000) keep the float reference fast in the dev profile.
+    // 32000) keep the float engine fast in the dev profile.
     let mut cfg = MmFreeConfig::published_370m();
     cfg.vocab_size = 256;
     cfg.num_hidden_layers = 1;
@@ -80,7 +80,7 @@ fn random_builds_the_same_engine_as_random_weights() {
 fn a_clone_forks_generation_and_engines_cross_threads() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<MmFreeEngine>();
-    send_sync::<ReferenceEngine>();
+    send_sync::<FloatEngine>();
     // A clone shares the packed weights and copies the state: both continue alike.
     let mut a = MmFreeEngine::random(MmFreeConfig::new(40, 32, 2), 3).unwrap();
     a.step(1).unwrap();
@@ -111,7 +111,7 @@ fn reset_and_set_state_replay_logits_exactly() {
     assert_eq!(e.step(5).unwrap(), first.as_slice());
     assert!(e.set_state(&snapshot[..1]).is_err());
 
-    let mut r = ReferenceEngine::new(&w).unwrap();
+    let mut r = FloatEngine::new(&w).unwrap();
     let first = r.step(5).unwrap().to_vec();
     r.step(6).unwrap();
     r.reset();
@@ -183,7 +183,7 @@ fn use_lower_bound_false_drops_gamma() {
     assert!(!without.tensors.contains_key("model.lower_bounds"));
     let mut a = MmFreeEngine::new(&with).unwrap();
     let mut b = MmFreeEngine::new(&without).unwrap();
-    let mut r = ReferenceEngine::new(&without).unwrap();
+    let mut r = FloatEngine::new(&without).unwrap();
     // Same matrices (lower bounds draw no random numbers), different forget gates in layer 1.
     let la = a.step(1).unwrap().to_vec();
     let lb = b.step(1).unwrap().to_vec();
@@ -199,7 +199,7 @@ fn bad_token_ids_and_weights_are_errors() {
     let err = e.step(50).unwrap_err().to_string();
     assert!(err.contains("50") && err.contains("vocabulary"), "{err}");
     assert!(e.step(49).is_ok());
-    let mut r = ReferenceEngine::new(&w).unwrap();
+    let mut r = FloatEngine::new(&w).unwrap();
     assert!(r.step(u32::MAX).is_err());
     // The trait object works for both engines.
     let engines: Vec<Box<dyn Decoder>> = vec![Box::new(e), Box::new(r)];

@@ -71,7 +71,7 @@ fn check_ids(tokens: &[u32], vocab: usize) -> Result<()> {
     }
 }
 
-// Both MatMul-free engines (packed and float reference) step through the same trait.
+// Both MatMul-free engines (packed and float) step through the same trait.
 impl<E: Decoder + Send> TokenStepper for E {
     fn vocab_size(&self) -> usize {
         self.config().vocab_size

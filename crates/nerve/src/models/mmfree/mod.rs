@@ -17,6 +17,6 @@ pub mod weights;
 
 pub use checkpoint::{load_dir, save_dir, SaveDtype};
 pub use config::MmFreeConfig;
-pub use engine::{Decoder, MmFreeEngine, ReferenceEngine};
+pub use engine::{Decoder, FloatEngine, MmFreeEngine};
 pub use model::{MmFreeLm, MmFreeState};
 pub use weights::{tensor_specs, HostTensor, MmFreeWeights, TensorRole, TensorSpec};
