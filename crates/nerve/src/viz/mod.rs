@@ -20,8 +20,8 @@ pub use class_counts::{
     class_counts_image_size, write_class_counts_png, write_eval_class_counts, TRUE_CLASS_OUTLINE,
 };
 pub use curves::{
-    panels, panels_size, smooth, training_curves, write_history_curves, write_lm_curves,
-    LmCurves, Panel, Series, PANEL_HEIGHT, PANEL_WIDTH,
+    panels, panels_size, smooth, training_curves, write_history_curves, write_lm_curves, LmCurves,
+    Panel, Series, PANEL_HEIGHT, PANEL_WIDTH,
 };
 pub use raster::{
     event_spikes, raster_image_size, raster_layers, raster_size, spike_raster, spikes_from_slice,

@@ -93,7 +93,12 @@ pub fn raster_image_size(neurons: u32) -> (u32, u32) {
 /// writes the image to `path` as a PNG (atomically). The axes are drawn with plotters; the
 /// marks go straight into the pixel buffer (millions of spikes would be slow through
 /// plotters' per-pixel calls). Marks must already be checked to lie inside their panel.
-fn draw_rasters(path: &Path, title: &str, x_desc: &str, panels: Vec<RasterPanel<'_>>) -> Result<()> {
+fn draw_rasters(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    panels: Vec<RasterPanel<'_>>,
+) -> Result<()> {
     let rows: Vec<u32> = panels.iter().map(|p| p.rows).collect();
     let (width, height) = stacked_size(&rows);
     let mut canvas = Canvas::new("spike raster", width, height)?;
@@ -102,7 +107,8 @@ fn draw_rasters(path: &Path, title: &str, x_desc: &str, panels: Vec<RasterPanel<
         let mut frames = Vec::with_capacity(panels.len());
         for (i, panel) in panels.iter().enumerate() {
             let last = i + 1 == panels.len();
-            let h = TOP + plot_height(panel.rows, panels.len()) + TICKS + if last { X_DESC } else { 0 };
+            let h =
+                TOP + plot_height(panel.rows, panels.len()) + TICKS + if last { X_DESC } else { 0 };
             let (area, below) = rest.split_vertically(h);
             frames.push(draw_axes(root, &area, panel, last.then_some(x_desc))?);
             rest = below;
