@@ -18,6 +18,7 @@ use nerve::text::{Corpus, Sampler, SamplerConfig, Tokenizer};
 use nerve::train::lm::{
     evaluate_tokens, saved_config, train_lm, LmEvent, LmSession, LmTrainConfig,
 };
+use nerve::viz::LmCurves;
 use nerve::{Error, Result};
 
 /// The `nerve lm` subcommands.
@@ -264,6 +265,10 @@ fn train(args: TrainArgs) -> Result<()> {
         dir.display()
     );
     let started = Instant::now();
+    // The trainer does not draw: its curves are redrawn here each time it saves the run.
+    let mut curves = LmCurves::new(dir.join("curves.png"), &session.history);
+    let mut curves_error = None;
+    let mut report = progress();
     let session = train_lm(
         session,
         &corpus,
@@ -271,8 +276,16 @@ fn train(args: TrainArgs) -> Result<()> {
         &cfg,
         &dir,
         &train_device,
-        &mut progress(),
+        &mut |event| {
+            if curves_error.is_none() {
+                curves_error = curves.observe(&event).err();
+            }
+            report(event);
+        },
     )?;
+    if let Some(e) = curves_error {
+        return Err(e);
+    }
     let last = session
         .history
         .iter()

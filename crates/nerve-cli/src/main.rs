@@ -8,12 +8,14 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod eval_cmd;
 mod events_cmd;
 mod events_viz_cmd;
 mod lm_cmd;
 mod reference_check;
 mod retina_cmd;
 mod train_cmd;
+mod train_data;
 
 /// Spiking neural networks in Rust.
 #[derive(Parser)]
@@ -28,7 +30,7 @@ enum Command {
     /// Train a spiking network on images (default: the tutorial conv SNN on embedded MNIST).
     Train(Box<train_cmd::TrainArgs>),
     /// Evaluate a checkpoint on a test set.
-    Eval(train_cmd::EvalArgs),
+    Eval(eval_cmd::EvalArgs),
     /// Event-camera and tactile event files.
     Events {
         #[command(subcommand)]
@@ -53,7 +55,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train_cmd::train(*args).map(|()| ExitCode::SUCCESS),
-        Command::Eval(args) => train_cmd::eval(args).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => eval_cmd::eval(args).map(|()| ExitCode::SUCCESS),
         Command::Events { command } => events_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Lm { command } => lm_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Retina(args) => retina_cmd::run(*args).map(|()| ExitCode::SUCCESS),

@@ -9,9 +9,8 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use nerve::data::events::emulator::{read_png_frame, read_png_sequence};
 use nerve::data::events::write_prophesee;
-use nerve::retina::{
-    region_rates, write_retina_raster, RegionRates, Retina, RetinaConfig, RetinaOutput, Stimulus,
-};
+use nerve::retina::{region_rates, RegionRates, Retina, RetinaConfig, RetinaOutput, Stimulus};
+use nerve::viz::write_retina_raster;
 use nerve::{Error, Result};
 
 /// The ganglion cell model.

@@ -15,8 +15,9 @@
 //!   a convolutional or fully connected network built from a string such as
 //!   `12C5-MP2-64C5-MP2-FC10`;
 //! - [`train`]: a BPTT/TBPTT trainer with atomic safetensors checkpoints and exact resume;
-//! - [`data`], [`plot`]: MNIST-style IDX data sets (an MNIST subset is embedded) and PNG plots;
-//! - [`viz`]: spike rasters, per-class spike-count heat maps and event streams as GIFs;
+//! - [`data`]: MNIST-style IDX data sets (an MNIST subset is embedded);
+//! - [`viz`]: every picture: training curves, spike rasters, per-class spike-count heat maps
+//!   and event streams as GIFs;
 //! - [`models::mmfree`], [`models::spikegpt`], [`models::lm`]: the MatMul-free LM (ternary
 //!   BitLinear, MLGRU, GLU; Hugging Face checkpoints; a packed ternary engine that generates
 //!   with additions only) and SpikeGPT (spiking RWKV), trained by [`train::lm`] on text from
@@ -134,7 +135,6 @@ pub mod loss;
 pub mod metrics;
 pub mod models;
 pub mod neurons;
-pub mod plot;
 pub mod reference;
 pub mod retina;
 pub mod rng;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use nerve::data::idx::{encode_idx, read_idx, write_idx, IdxArray};
 use nerve::data::mnist::IDX_FILE_NAMES;
 use nerve::data::{load_dataset, load_dataset_dir, load_embedded_mnist, locate_dataset};
-use nerve::plot::{self, Panel, RasterLayer, Series};
+use nerve::viz::{self as plot, Panel, RasterLayer, Series};
 use nerve::Error;
 
 /// The repository's `shared/data/<name>`, found like the library does, or `None`.

@@ -4,6 +4,7 @@
 
 use nerve::data::events::{read_prophesee, write_prophesee};
 use nerve::retina::*;
+use nerve::viz::write_retina_raster;
 
 /// Simulates a photoreceptor layer of one cell under a constant rate for `ms` at 1 ms steps
 /// and returns the response trace.

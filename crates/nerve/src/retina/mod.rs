@@ -15,7 +15,7 @@
 //! - [`ganglion`]: the Fohlmeister–Miller (1997) conductance model, the default, and [`lif`],
 //!   a leaky integrate-and-fire cell for large images, both behind [`SpikingModel`];
 //! - [`readout`]: spike rates per region of a grid (ON and OFF apart);
-//! - [`output`] and [`raster`]: spikes as events or CSV, and a raster plot.
+//! - [`output`]: spikes as events or CSV (drawn by [`crate::viz::write_retina_raster`]).
 //!
 //! Each ganglion cell pools the rectified bipolar output of a `grid_step`×`grid_step` block of
 //! pixels and receives `I = bias + gain·pool` (µA/cm²), plus optional white noise. The outer
@@ -52,7 +52,6 @@ pub mod lif;
 pub mod model;
 pub mod output;
 pub mod photoreceptor;
-pub mod raster;
 pub mod readout;
 
 use rand::rngs::StdRng;
@@ -67,7 +66,6 @@ pub use lif::{LifNeuron, LifParams, LifState};
 pub use model::SpikingModel;
 pub use output::{CellType, RetinaOutput, Spike};
 pub use photoreceptor::{PhotoreceptorLayer, PhotoreceptorParams};
-pub use raster::write_retina_raster;
 pub use readout::{region_rates, RegionRates};
 
 /// Which spiking model the ganglion cells use.

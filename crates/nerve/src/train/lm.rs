@@ -334,8 +334,7 @@ pub fn save_session(session: &LmSession, cfg: &LmTrainConfig, dir: &Path) -> Res
     write_atomic(dir.join(HISTORY_FILE), log.as_bytes())?;
     session
         .model
-        .save_checkpoint(&dir.join(MODEL_FILE), &session.optim, &meta)?;
-    write_curves(dir, &session.history)
+        .save_checkpoint(&dir.join(MODEL_FILE), &session.optim, &meta)
 }
 
 /// The training configuration stored in a run's checkpoint (for `--resume`).
@@ -344,33 +343,6 @@ pub fn saved_config(dir: &Path) -> Result<LmTrainConfig> {
     let meta = checkpoint::load_meta(&path)?;
     serde_json::from_value(meta.config)
         .map_err(|e| Error::format(&path, format!("not a language-model training run: {e}")))
-}
-
-fn write_curves(dir: &Path, history: &[LmRecord]) -> Result<()> {
-    use crate::plot::{Panel, Series};
-    let train: Vec<(f64, f64)> = history
-        .iter()
-        .map(|r| (r.step as f64, r.loss / std::f64::consts::LN_2))
-        .collect();
-    let eval: Vec<(f64, f64)> = history
-        .iter()
-        .filter_map(|r| r.eval_bpc.map(|b| (r.step as f64, b)))
-        .collect();
-    let lr: Vec<(f64, f64)> = history.iter().map(|r| (r.step as f64, r.lr)).collect();
-    let panels = [
-        Panel::new(
-            "bits per token (train) / per character (held-out)",
-            "bits",
-            vec![Series::new("train", train), Series::new("held-out", eval)],
-        ),
-        Panel::new("learning rate", "lr", vec![Series::new("lr", lr)]),
-    ];
-    crate::plot::panels(
-        &dir.join("curves.png"),
-        "language model training",
-        "step",
-        &panels,
-    )
 }
 
 /// Scores `tokens` (a contiguous text of `chars` characters) with overlapping windows: each

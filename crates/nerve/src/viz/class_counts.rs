@@ -1,7 +1,7 @@
 //! Per-class spike counts of a classifier's output layer as a heat map: one row per true class,
 //! one column per output neuron, each cell the mean spike count with its value written in it.
 //! The cell of the true class's own neuron is outlined, so a correct classifier shows a
-//! bright, outlined diagonal.
+//! bright, outlined diagonal. [`write_eval_class_counts`] draws an evaluation's counts.
 
 use std::path::Path;
 
@@ -9,12 +9,16 @@ use plotters::prelude::*;
 
 use super::{centred, draw_title, left_aligned, right_aligned, Canvas, DrawResult, TITLE_HEIGHT};
 use crate::error::{Error, Result};
+use crate::train::trainer::EvalReport;
 
 /// Most classes (rows) or output neurons (columns) drawn; more would not be readable.
 pub const MAX_CLASS_COUNT_CELLS: usize = 200;
 
 /// Colour of the outline around each true class's own neuron (orange).
 pub const TRUE_CLASS_OUTLINE: [u8; 3] = [255, 127, 14];
+
+/// Point size of the figure's title.
+const TITLE_SIZE: u32 = 20;
 
 /// Space left of the grid for the class names, and right of it.
 const LABELS_W: u32 = 150;
@@ -130,7 +134,7 @@ pub fn write_class_counts_png(
     let label_every = ((24 / cw).max(0) + 1) as usize;
     let row_every = ((14 / ch).max(0) + 1) as usize;
     canvas.draw(path, |root| -> DrawResult<()> {
-        draw_title(root, title)?;
+        draw_title(root, title, TITLE_SIZE)?;
         let x0 = LABELS_W as i32;
         let y0 = (TITLE_HEIGHT + HEAD_H) as i32;
         let grid_w = cw * neurons as i32;
@@ -235,6 +239,25 @@ pub fn write_class_counts_png(
         Ok(())
     })?;
     canvas.write_png(path)
+}
+
+/// Draws the mean output spike counts per true class of an evaluation of `dataset`, whose
+/// classes are named `class_names`, titled with the data set and the accuracy.
+pub fn write_eval_class_counts(
+    path: impl AsRef<Path>,
+    report: &EvalReport,
+    class_names: &[String],
+    dataset: &str,
+) -> Result<()> {
+    write_class_counts_png(
+        path,
+        &format!(
+            "Output spikes per test sample by true class ({dataset}, {:.2}% correct)",
+            100.0 * report.accuracy
+        ),
+        class_names,
+        &report.class_counts,
+    )
 }
 
 /// The colour of a value scaled to `[0, 1]`.

@@ -1,23 +1,33 @@
-//! Pictures of spikes and events: spike rasters ([`raster`]), per-class spike-count heat maps
+//! Every picture the crate draws: training curves ([`curves`]), spike rasters of network
+//! layers, event streams and retina runs ([`raster`]), per-class spike-count heat maps
 //! ([`class_counts`]) and event streams as animated GIFs ([`gif`](mod@gif)).
 //!
 //! Every writer checks its input first and returns [`crate::Error::Invalid`]
 //! on bad data (non-finite times, neurons out of range, empty inputs, images too large), and
-//! writes its file atomically, so a reader never sees a half-written image. Text uses the
-//! DejaVu Sans font embedded for [`crate::plot`], so no system fonts are needed.
+//! writes its file atomically, so a reader never sees a half-written image. Text uses an
+//! embedded DejaVu Sans font (see `assets/fonts/`), so no system fonts are needed.
 
 pub mod class_counts;
+pub mod curves;
+mod font;
 pub mod gif;
 pub mod raster;
 
 pub use self::gif::{
     gif_frame_count, write_events_gif, GIF_BACKGROUND, GIF_BOTH, GIF_OFF, GIF_ON, MAX_GIF_PIXELS,
 };
-pub use class_counts::write_class_counts_png;
-pub use class_counts::{class_counts_image_size, TRUE_CLASS_OUTLINE};
+pub use class_counts::{
+    class_counts_image_size, write_class_counts_png, write_eval_class_counts, TRUE_CLASS_OUTLINE,
+};
+pub use curves::{
+    panels, panels_size, smooth, training_curves, write_history_curves, write_lm_curves, LmCurves,
+    Panel, Series, PANEL_HEIGHT, PANEL_WIDTH,
+};
 pub use raster::{
-    event_spikes, raster_image_size, spikes_from_slice, spikes_from_tensor, write_event_raster_png,
-    write_raster_png, EVENT_OFF_COLOR, EVENT_ON_COLOR, RASTER_IMAGE_WIDTH, RASTER_SPIKE_COLOR,
+    event_spikes, raster_image_size, raster_layers, raster_size, spike_raster, spikes_from_slice,
+    spikes_from_tensor, write_event_raster_png, write_raster_png, write_retina_raster,
+    write_sample_raster, RasterLayer, EVENT_OFF_COLOR, EVENT_ON_COLOR, RASTER_IMAGE_WIDTH,
+    RASTER_SPIKE_COLOR, RETINA_OFF_COLOR, RETINA_ON_COLOR,
 };
 
 use std::io::Write;
@@ -29,20 +39,30 @@ use plotters::style::text_anchor;
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic_with;
+use font::{ensure_font, FONT};
 
-/// The font family name the embedded font is registered under (the one `plot` uses too).
-const FONT: &str = "sans-serif";
-
-/// Height of the strip holding a figure title, in pixels.
-const TITLE_HEIGHT: u32 = 40;
+/// Height of the strip holding a figure's title, in pixels.
+pub const TITLE_HEIGHT: u32 = 40;
 
 /// Images larger than this many pixels are refused (3 bytes each: about 100 MB).
 const MAX_PIXELS: u64 = 32 << 20;
 
+/// Matplotlib's "tab10" colours: distinct, and readable on white.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 type DrawResult<T> = std::result::Result<T, String>;
-
-use crate::plot::ensure_font;
 
 /// An RGB image that plotters draws into and that the callers also paint directly (plotters'
 /// per-pixel calls are too slow for millions of spikes).
@@ -116,59 +136,58 @@ fn png_io_error(e: png::EncodingError) -> std::io::Error {
     }
 }
 
-/// Draws `title` centred in the top strip and returns the area below it.
-fn draw_title<'a>(root: &Area<'a>, title: &str) -> DrawResult<Area<'a>> {
+/// Draws `title` in `size` points, centred in the top strip, and returns the area below it.
+fn draw_title<'a>(root: &Area<'a>, title: &str, size: u32) -> DrawResult<Area<'a>> {
     let (top, body) = root.split_vertically(TITLE_HEIGHT);
     let (w, h) = top.dim_in_pixel();
-    top.draw_text(title, &centred(20, &BLACK), (w as i32 / 2, h as i32 / 2))
+    top.draw_text(title, &centred(size, &BLACK), (w as i32 / 2, h as i32 / 2))
         .map_err(|e| e.to_string())?;
     Ok(body)
 }
 
 /// A text style of `size` points in `color`, anchored at its centre.
 fn centred(size: u32, color: &'static RGBColor) -> TextStyle<'static> {
-    TextStyle::from((FONT, size).into_font())
-        .color(color)
-        .pos(text_anchor::Pos::new(
-            text_anchor::HPos::Center,
-            text_anchor::VPos::Center,
-        ))
+    anchored(size, color, text_anchor::HPos::Center)
 }
 
 /// A text style anchored at its left edge, vertically centred.
 fn left_aligned(size: u32, color: &'static RGBColor) -> TextStyle<'static> {
-    TextStyle::from((FONT, size).into_font())
-        .color(color)
-        .pos(text_anchor::Pos::new(
-            text_anchor::HPos::Left,
-            text_anchor::VPos::Center,
-        ))
+    anchored(size, color, text_anchor::HPos::Left)
 }
 
 /// A text style anchored at its right edge, vertically centred.
 fn right_aligned(size: u32, color: &'static RGBColor) -> TextStyle<'static> {
-    TextStyle::from((FONT, size).into_font())
-        .color(color)
-        .pos(text_anchor::Pos::new(
-            text_anchor::HPos::Right,
-            text_anchor::VPos::Center,
-        ))
+    anchored(size, color, text_anchor::HPos::Right)
 }
 
-/// A compact axis label: integers without decimals, otherwise up to 3 significant decimals.
-fn format_tick(v: f64) -> String {
-    if v == v.round() && v.abs() < 1e9 {
-        return format!("{v:.0}");
+fn anchored(size: u32, color: &'static RGBColor, h: text_anchor::HPos) -> TextStyle<'static> {
+    TextStyle::from((FONT, size).into_font())
+        .color(color)
+        .pos(text_anchor::Pos::new(h, text_anchor::VPos::Center))
+}
+
+/// A compact tick label: no trailing zeros, integers when the axis counts whole steps.
+fn format_tick(v: f64, whole: bool) -> String {
+    if whole {
+        return format!("{}", v.round());
     }
     let a = v.abs();
-    let s = if a >= 100.0 {
+    let s = if a == 0.0 {
+        "0".to_string()
+    } else if !(1e-3..1e5).contains(&a) {
+        format!("{v:.1e}")
+    } else if a >= 100.0 {
         format!("{v:.0}")
     } else if a >= 1.0 {
         format!("{v:.2}")
     } else {
         format!("{v:.3}")
     };
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
+    if s.contains('.') && !s.contains('e') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]
@@ -177,10 +196,16 @@ mod tests {
 
     #[test]
     fn ticks_are_compact() {
-        assert_eq!(format_tick(250.0), "250");
-        assert_eq!(format_tick(2.5), "2.5");
-        assert_eq!(format_tick(0.125), "0.125");
-        assert_eq!(format_tick(123.4), "123");
+        assert_eq!(format_tick(3.0, true), "3");
+        assert_eq!(format_tick(0.25, false), "0.25");
+        assert_eq!(format_tick(97.5, false), "97.5");
+        assert_eq!(format_tick(100.0, false), "100");
+        assert_eq!(format_tick(0.0, false), "0");
+        assert_eq!(format_tick(2e-5, false), "2.0e-5");
+        assert_eq!(format_tick(250.0, false), "250");
+        assert_eq!(format_tick(2.5, false), "2.5");
+        assert_eq!(format_tick(0.125, false), "0.125");
+        assert_eq!(format_tick(123.4, false), "123");
     }
 
     #[test]

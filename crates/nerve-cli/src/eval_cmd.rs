@@ -1,0 +1,134 @@
+//! `nerve eval`: a spiking-network checkpoint scored on a test set.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use indicatif::ProgressBar;
+use nerve::models::SpikingNetConfig;
+use nerve::neurons::{FiringConfig, Reset};
+use nerve::train::checkpoint;
+use nerve::train::schedule::Schedule;
+use nerve::train::trainer::{
+    evaluate, Encoding, EvalReport, Event, LossKind, OptimizerKind, TrainConfig,
+};
+use nerve::viz::write_eval_class_counts;
+use nerve::{Error, Result};
+
+use crate::train_data::{bar, load_data, DataArgs};
+
+/// Options of `nerve eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Checkpoint written by `nerve train`.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Also draw the mean output spike counts per true class to this PNG.
+    #[arg(long)]
+    class_counts: Option<PathBuf>,
+}
+
+/// Prints an evaluation: accuracy, spikes per inference and each layer's firing rate.
+pub(crate) fn print_report(report: &EvalReport) {
+    println!(
+        "test accuracy: {:.2}% ({} samples)",
+        100.0 * report.accuracy,
+        report.samples
+    );
+    println!("spikes per inference: {:.1}", report.spikes_per_sample);
+    println!("firing rate per layer (spikes per neuron per step):");
+    for (name, neurons, rate) in &report.layers {
+        println!("  {name:<22} {neurons:>6} neurons  {rate:.4}");
+    }
+}
+
+/// `nerve eval`.
+pub fn eval(args: EvalArgs) -> Result<()> {
+    let meta = checkpoint::load_meta(&args.checkpoint)?;
+    let config = &meta.config;
+    let bad = |what: &str| Error::Checkpoint {
+        path: args.checkpoint.clone(),
+        msg: format!("run configuration lacks '{what}'"),
+    };
+    let input: Vec<usize> =
+        serde_json::from_value(config["input"].clone()).map_err(|_| bad("input"))?;
+    let net_config = SpikingNetConfig {
+        arch: config["arch"]
+            .as_str()
+            .ok_or_else(|| bad("arch"))?
+            .to_string(),
+        input: input.try_into().map_err(|_| bad("input"))?,
+        steps: config["steps"].as_u64().ok_or_else(|| bad("steps"))? as usize,
+        beta: config["beta"].as_f64().ok_or_else(|| bad("beta"))?,
+        learn_beta: config["learn_beta"].as_bool().unwrap_or(false),
+        firing: FiringConfig {
+            threshold: config["threshold"]
+                .as_f64()
+                .ok_or_else(|| bad("threshold"))?,
+            reset: config["reset"]
+                .as_str()
+                .and_then(Reset::from_name)
+                .unwrap_or_default(),
+            ..FiringConfig::default()
+        },
+    };
+    let device = nerve::device::parse(&args.data.device)?;
+    let net = net_config.init(&device)?;
+    let (net, meta) = checkpoint::load(&args.checkpoint, net, &net_config.describe())?;
+    let dataset = match (&args.data.dataset, config["dataset"].as_str()) {
+        (Some(name), _) => name.clone(),
+        (None, Some(name)) => name.to_string(),
+        (None, None) => "embedded".into(),
+    };
+    let data = load_data(&dataset, &args.data, net_config.steps, Some(0))?;
+    println!(
+        "model: {} (epoch {}), data: {} from {}",
+        meta.arch, meta.epoch, data.name, data.source
+    );
+    let encoding = match config["encoding"].as_str() {
+        Some(s) if s.starts_with("Rate") => Encoding::Rate { gain: 1.0 },
+        _ => Encoding::Direct,
+    };
+    let loss = match config["loss"].as_str() {
+        Some("CeCount") => LossKind::CeCount,
+        Some("MseCount") => LossKind::MseCount,
+        Some("CeMaxMembrane") => LossKind::CeMaxMembrane,
+        _ => LossKind::CeRate,
+    };
+    let cfg = TrainConfig {
+        epochs: 0,
+        batch_size: args.data.batch_size,
+        lr: 0.0,
+        optimizer: OptimizerKind::Adam,
+        schedule: Schedule::Constant,
+        grad_clip: None,
+        seed: meta.seed,
+        loss,
+        encoding,
+        tbptt: None,
+        out_dir: PathBuf::new(),
+        train_limit: None,
+        test_limit: args.data.test_limit,
+        dataset: dataset.clone(),
+    };
+    let pb = std::cell::RefCell::new(None::<ProgressBar>);
+    let report = evaluate(&net, data.test.as_ref(), &cfg, &device, &mut |e| match e {
+        Event::Evaluating { batches } => *pb.borrow_mut() = Some(bar(batches, "test".into())),
+        Event::EvalBatch => {
+            if let Some(pb) = pb.borrow().as_ref() {
+                pb.inc(1)
+            }
+        }
+        _ => {}
+    })?;
+    if let Some(pb) = pb.borrow_mut().take() {
+        pb.finish_and_clear();
+    }
+    print_report(&report);
+    if let Some(path) = &args.class_counts {
+        write_eval_class_counts(path, &report, &data.test.class_names(), &data.name)?;
+        println!("class counts: {}", path.display());
+    }
+    Ok(())
+}
