@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use nerve::data::events::emulator::{read_png_frame, read_png_sequence};
 use nerve::data::events::write_prophesee;
+use nerve::data::frames::{read_png_frame, read_png_sequence};
 use nerve::retina::{region_rates, RegionRates, Retina, RetinaConfig, RetinaOutput, Stimulus};
 use nerve::viz::write_retina_raster;
 use nerve::{Error, Result};

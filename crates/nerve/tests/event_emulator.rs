@@ -2,9 +2,8 @@
 
 use std::path::Path;
 
-use nerve::data::events::emulator::{
-    emulate, read_png_files, read_png_frame, read_png_sequence, Emulator, EmulatorConfig,
-};
+use nerve::data::events::emulator::{emulate, Emulator, EmulatorConfig};
+use nerve::data::frames::{read_png_files, read_png_frame, read_png_sequence};
 use nerve::error::Error;
 
 /// No mismatch, leak or noise: the emulator is fully deterministic.

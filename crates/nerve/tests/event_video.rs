@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use nerve::data::events::emulator::{emulate, EmulatorConfig};
-use nerve::data::events::video::{read_gif, read_video};
+use nerve::data::events::video::read_video;
+use nerve::data::frames::read_gif;
 
 /// Global palette: 0 dark grey (the background), 1 white, 2 mid grey, 3 red.
 const PALETTE: [u8; 12] = [64, 64, 64, 255, 255, 255, 128, 128, 128, 255, 0, 0];

@@ -1,6 +1,7 @@
 //! Data sets in their standard formats.
 
 pub mod events;
+pub mod frames;
 pub mod idx;
 pub mod mnist;
 

@@ -68,19 +68,9 @@ pub fn write_events_gif(
     fps: f64,
 ) -> Result<()> {
     let path = path.as_ref();
-    let n = events.x.len();
-    if events.y.len() != n || events.t.len() != n || events.p.len() != n {
-        return Err(Error::invalid("events", "arrays differ in length"));
-    }
+    events.validate()?;
+    let n = events.len();
     let (w, h) = (usize::from(events.sensor.0), usize::from(events.sensor.1));
-    if let Some(i) =
-        (0..n).find(|&i| usize::from(events.x[i]) >= w || usize::from(events.y[i]) >= h)
-    {
-        return Err(Error::invalid(
-            "events",
-            format!("event {i} lies outside the {w}x{h} sensor"),
-        ));
-    }
     let frames = gif_frame_count(events, frame_us)?;
     if !(fps.is_finite() && fps > 0.0 && fps <= 100.0) {
         return Err(Error::invalid(

@@ -1,5 +1,13 @@
-//! Event-camera recordings: one struct-of-arrays event type and readers for N-MNIST `.bin`
-//! and Prophesee `.dat` (N-CARS) files.
+//! Event-camera (and tactile) recordings: one struct-of-arrays event type, [`Events`], and
+//! what reads, makes and reshapes it:
+//!
+//! - readers, behind [`read_events`], for N-MNIST `.bin` ([`nmnist`], also written), Prophesee
+//!   `.dat` / N-CARS ([`prophesee`], also written), ST-MNIST `.mat` ([`stmnist`]), AEDAT 2.0
+//!   and 3.1 ([`aedat`]) and AEDAT 4.0 ([`aedat4`], also written);
+//! - [`dataset`]: labelled data sets in N-MNIST's folder layout, binned into frames;
+//! - [`emulator`]: a v2e-style event camera turning frames into events, fed by [`video`]
+//!   (video input) and used by [`saccade`] (emulated N-MNIST);
+//! - [`transforms`]: Tonic-style filters, augmentations and dense representations.
 //!
 //! Polarity is always stored as `+1` (ON, brightness increase) or `-1` (OFF), whatever the
 //! file's own encoding, so downstream code never has to know where the events came from.
@@ -46,8 +54,7 @@ pub struct Events {
 }
 
 impl Events {
-    /// Builds an event set, refusing unequal lengths, out-of-sensor coordinates or polarities
-    /// other than `±1`.
+    /// Builds an event set, refusing what [`Events::validate`] refuses.
     pub fn new(
         x: Vec<u16>,
         y: Vec<u16>,
@@ -55,38 +62,47 @@ impl Events {
         p: Vec<i8>,
         sensor: (u16, u16),
     ) -> Result<Self> {
-        let n = x.len();
-        if y.len() != n || t.len() != n || p.len() != n {
+        let events = Events { x, y, t, p, sensor };
+        events.validate()?;
+        Ok(events)
+    }
+
+    /// Checks the invariants (arrays of equal length, every pixel inside the sensor, polarity
+    /// `±1`) and returns the time span as [`Events::time_span`] does. The fields are public, so
+    /// code taking an `Events` it did not build checks it here rather than trusting it.
+    pub fn validate(&self) -> Result<Option<(i64, i64)>> {
+        let n = self.x.len();
+        if self.y.len() != n || self.t.len() != n || self.p.len() != n {
             return Err(Error::invalid(
                 "events",
                 format!(
                     "arrays differ in length: x {}, y {}, t {}, p {}",
                     n,
-                    y.len(),
-                    t.len(),
-                    p.len()
+                    self.y.len(),
+                    self.t.len(),
+                    self.p.len()
                 ),
             ));
         }
-        let (w, h) = sensor;
+        let (w, h) = self.sensor;
+        let mut span: Option<(i64, i64)> = None;
         for i in 0..n {
-            if x[i] >= w || y[i] >= h {
+            let (x, y, t, p) = (self.x[i], self.y[i], self.t[i], self.p[i]);
+            if x >= w || y >= h {
                 return Err(Error::invalid(
                     "events",
-                    format!(
-                        "event {i} at ({}, {}) lies outside the {w}x{h} sensor",
-                        x[i], y[i]
-                    ),
+                    format!("event {i} at ({x}, {y}) lies outside the {w}x{h} sensor"),
                 ));
             }
-            if p[i] != 1 && p[i] != -1 {
+            if p != 1 && p != -1 {
                 return Err(Error::invalid(
                     "events",
-                    format!("event {i} has polarity {}, expected +1 or -1", p[i]),
+                    format!("event {i} has polarity {p}, expected +1 or -1"),
                 ));
             }
+            span = Some(span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
         }
-        Ok(Events { x, y, t, p, sensor })
+        Ok(span)
     }
 
     /// Number of events.

@@ -38,23 +38,6 @@ impl Transform for Compose {
     }
 }
 
-/// Refuses events whose arrays differ in length or whose pixels lie outside the sensor (the
-/// fields are public, so an `Events` need not have come through [`Events::new`]).
-fn check(events: &Events) -> Result<()> {
-    let n = events.x.len();
-    if events.y.len() != n || events.t.len() != n || events.p.len() != n {
-        return Err(Error::invalid("events", "arrays differ in length"));
-    }
-    let (w, h) = events.sensor;
-    if let Some(i) = (0..n).find(|&i| events.x[i] >= w || events.y[i] >= h) {
-        return Err(Error::invalid(
-            "events",
-            format!("event {i} lies outside the {w}x{h} sensor"),
-        ));
-    }
-    Ok(())
-}
-
 /// Keeps the events at the indices where `keep` is true, preserving order.
 fn select(events: Events, keep: &[bool]) -> Events {
     let Events { x, y, t, p, sensor } = events;
@@ -105,7 +88,7 @@ impl Transform for Denoise {
                 format!("{} must be positive", self.filter_time_us),
             ));
         }
-        check(&events)?;
+        events.validate()?;
         let (w, h) = (events.sensor.0 as usize, events.sensor.1 as usize);
         // Latest time each pixel fired; i64::MIN marks "never".
         let mut last = vec![i64::MIN; w * h];
@@ -157,7 +140,7 @@ impl Transform for Downsample {
                 format!("{tf} must be finite and positive"),
             ));
         }
-        check(&events)?;
+        events.validate()?;
         let scale = |n: u16| ((n as f64 * s).ceil() as u16).max(1);
         let sensor = (scale(events.sensor.0), scale(events.sensor.1));
         let Events { x, y, t, p, .. } = events;
@@ -195,7 +178,7 @@ impl Transform for CropTime {
                 format!("{} is before min_us {}", self.max_us, self.min_us),
             ));
         }
-        check(&events)?;
+        events.validate()?;
         let keep: Vec<bool> = events
             .t
             .iter()
@@ -221,7 +204,7 @@ impl Transform for RefractoryPeriod {
                 format!("{} must be non-negative", self.delta_us),
             ));
         }
-        check(&events)?;
+        events.validate()?;
         let w = events.sensor.0 as usize;
         let mut last = vec![i64::MIN; w * events.sensor.1 as usize];
         let mut keep = vec![false; events.len()];
@@ -252,7 +235,7 @@ impl Transform for DropEvent {
                 format!("{} must lie in [0, 1]", self.p),
             ));
         }
-        check(&events)?;
+        events.validate()?;
         let keep: Vec<bool> = (0..events.len())
             .map(|_| !rng.random_bool(self.p))
             .collect();
@@ -274,7 +257,7 @@ pub struct TimeJitter {
 impl Transform for TimeJitter {
     fn apply(&self, events: Events, rng: &mut StdRng) -> Result<Events> {
         finite_nonneg("std_us", self.std_us)?;
-        check(&events)?;
+        events.validate()?;
         let mut events = events;
         for t in events.t.iter_mut() {
             *t = (*t as f64 + self.std_us * standard_normal(rng)).round() as i64;
@@ -314,7 +297,7 @@ impl Transform for SpatialJitter {
     fn apply(&self, events: Events, rng: &mut StdRng) -> Result<Events> {
         finite_nonneg("sigma_x", self.sigma_x)?;
         finite_nonneg("sigma_y", self.sigma_y)?;
-        check(&events)?;
+        events.validate()?;
         let mut events = events;
         let (w, h) = (events.sensor.0 as f64, events.sensor.1 as f64);
         let mut keep = vec![true; events.len()];
@@ -404,10 +387,8 @@ impl ToFrame {
 
     /// Builds the frames in one pass over the events (plus a min/max scan of timestamps).
     pub fn apply(&self, events: &Events) -> Result<Frames> {
-        let n = events.x.len();
-        if events.y.len() != n || events.t.len() != n || events.p.len() != n {
-            return Err(Error::invalid("events", "arrays differ in length"));
-        }
+        let span = events.validate()?;
+        let n = events.len();
         let set = [
             self.time_window_us.is_some(),
             self.event_count.is_some(),
@@ -419,7 +400,6 @@ impl ToFrame {
                 "set exactly one of time_window_us, event_count, n_time_bins",
             ));
         }
-        let span = events.time_span();
         let t_min = span.map_or(0, |s| s.0);
         // Frame of event i, computed per event without allocation.
         enum Slicer {
@@ -467,12 +447,6 @@ impl ToFrame {
         let plane = w * h;
         for i in 0..n {
             let (x, y) = (events.x[i] as usize, events.y[i] as usize);
-            if x >= w || y >= h {
-                return Err(Error::invalid(
-                    "events",
-                    format!("event {i} lies outside the {w}x{h} sensor"),
-                ));
-            }
             let d = events.t[i].wrapping_sub(t_min) as u64;
             let f = match slicer {
                 Slicer::Window(wnd) => (d / wnd) as usize,
@@ -505,13 +479,13 @@ impl ToVoxelGrid {
         if bins == 0 {
             return Err(Error::invalid("n_time_bins", "must be positive"));
         }
-        check(events)?;
+        let span = events.validate()?;
         let (w, h) = (events.sensor.0 as usize, events.sensor.1 as usize);
         if bins as u128 * (w * h) as u128 > MAX_DENSE_ELEMENTS {
             return Err(Error::invalid("n_time_bins", format!("{bins} is too many")));
         }
         let mut data = vec![0f32; bins * w * h];
-        if let Some((a, b)) = events.time_span() {
+        if let Some((a, b)) = span {
             // A zero span puts every event at position 0, as Tonic does.
             let span = (b as f64 - a as f64).max(1.0);
             for i in 0..events.len() {
@@ -551,7 +525,7 @@ impl ToTimeSurface {
                 format!("{} must be finite and positive", self.tau_us),
             ));
         }
-        check(events)?;
+        let span = events.validate()?;
         let (w, h) = (events.sensor.0 as usize, events.sensor.1 as usize);
         let mut last = vec![i64::MIN; 2 * w * h];
         for i in 0..events.len() {
@@ -559,7 +533,7 @@ impl ToTimeSurface {
             let k = (c * h + events.y[i] as usize) * w + events.x[i] as usize;
             last[k] = last[k].max(events.t[i]);
         }
-        let t_end = events.time_span().map_or(0, |s| s.1);
+        let t_end = span.map_or(0, |s| s.1);
         let data = last
             .iter()
             .map(|&l| {

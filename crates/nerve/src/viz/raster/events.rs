@@ -71,19 +71,8 @@ pub fn write_event_raster_png(path: impl AsRef<Path>, title: &str, events: &Even
 
 /// Checks an event stream for drawing and returns its time span (µs).
 fn check_events(events: &Events) -> Result<(i64, i64)> {
-    let n = events.x.len();
-    if events.y.len() != n || events.t.len() != n || events.p.len() != n {
-        return Err(Error::invalid("events", "arrays differ in length"));
-    }
-    let (w, h) = events.sensor;
-    if let Some(i) = (0..n).find(|&i| events.x[i] >= w || events.y[i] >= h) {
-        return Err(Error::invalid(
-            "events",
-            format!("event {i} lies outside the {w}x{h} sensor"),
-        ));
-    }
     let (t0, t1) = events
-        .time_span()
+        .validate()?
         .ok_or_else(|| Error::invalid("events", "there are no events to draw"))?;
     if t1.checked_sub(t0).is_none() {
         return Err(Error::invalid(
