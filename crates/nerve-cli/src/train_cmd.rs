@@ -9,17 +9,18 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use nerve::data::events::dataset::{load_event_folder, EventFolderOptions};
 use nerve::data::mnist::{load_dataset, load_embedded_mnist};
+use nerve::data::{Encoding, Samples};
 use nerve::models::spiking_net::SpikingNet;
 use nerve::models::SpikingNetConfig;
 use nerve::neurons::{FiringConfig, Reset};
 use nerve::plot::{self, Panel, RasterLayer, Series};
+use nerve::store::checkpoint;
 use nerve::surrogate::Surrogate;
-use nerve::train::checkpoint;
 use nerve::train::history::History;
+use nerve::train::optimizer::OptimizerKind;
 use nerve::train::schedule::Schedule;
 use nerve::train::trainer::{
-    self, checkpoint_path, evaluate, Encoding, EvalReport, Event, LossKind, OptimizerKind, Samples,
-    Session, TrainConfig,
+    self, checkpoint_path, evaluate, EvalReport, Event, LossKind, Session, TrainConfig,
 };
 use nerve::{Error, Result};
 use rand::SeedableRng;
