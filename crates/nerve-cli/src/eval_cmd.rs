@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 use indicatif::ProgressBar;
+use nerve::data::Encoding;
 use nerve::models::SpikingNetConfig;
 use nerve::neurons::{FiringConfig, Reset};
-use nerve::train::checkpoint;
+use nerve::store::checkpoint;
+use nerve::train::optimizer::OptimizerKind;
 use nerve::train::schedule::Schedule;
-use nerve::train::trainer::{
-    evaluate, Encoding, EvalReport, Event, LossKind, OptimizerKind, TrainConfig,
-};
+use nerve::train::trainer::{evaluate, EvalReport, Event, LossKind, TrainConfig};
 use nerve::viz::write_eval_class_counts;
 use nerve::{Error, Result};
 

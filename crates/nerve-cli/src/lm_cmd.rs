@@ -9,13 +9,13 @@ use burn::tensor::Device;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use nerve::models::generate::{generate, BurnStepper, TokenStepper};
-use nerve::models::lm::{LanguageModel, LmArch, LmShape};
+use nerve::models::language_model::{LanguageModel, LmArch, LmShape};
 use nerve::models::mmfree;
 use nerve::models::mmfree::engine::{FloatEngine, MmFreeEngine};
 use nerve::text::corpus::{read_text, split_tail};
 use nerve::text::tokenizer::StreamDecoder;
 use nerve::text::{Corpus, Sampler, SamplerConfig, Tokenizer};
-use nerve::train::lm::{
+use nerve::train::lm_trainer::{
     evaluate_tokens, saved_config, train_lm, LmEvent, LmSession, LmTrainConfig,
 };
 use nerve::viz::LmCurves;
@@ -197,7 +197,7 @@ fn train(args: TrainArgs) -> Result<()> {
     let dir = args
         .out
         .clone()
-        .unwrap_or_else(|| nerve::train::lm::default_dir(&args.arch));
+        .unwrap_or_else(|| nerve::train::lm_trainer::default_dir(&args.arch));
     let text = read_text(&args.text)?;
     let tokenizer = match (&args.tokenizer, args.resume) {
         (_, true) => Tokenizer::load_dir(&dir)?,
@@ -243,7 +243,7 @@ fn train(args: TrainArgs) -> Result<()> {
         }
         LmSession::resume(&dir, &cfg, &train_device)?
     } else {
-        if dir.join(nerve::models::lm::MODEL_FILE).exists() {
+        if dir.join(nerve::models::language_model::MODEL_FILE).exists() {
             return Err(Error::invalid(
                 "out",
                 format!(
@@ -360,13 +360,13 @@ fn generate_cmd(args: GenerateArgs) -> Result<()> {
     let mut prompt = tokenizer.encode(&args.prompt)?;
     args.sample.sampler()?;
     let device = Device::flex();
-    let mtype = nerve::models::lm::model_type(&args.model.join("config.json"))?;
+    let mtype = nerve::models::language_model::model_type(&args.model.join("config.json"))?;
     let is_mmfree = mtype == mmfree::config::MODEL_TYPE;
     let mut bos = None;
     let mut eos = None;
     let mut stepper: Box<dyn TokenStepper> = if is_mmfree && args.engine != "burn" {
         let loading = Instant::now();
-        let weights = mmfree::checkpoint::load_dir(&args.model)?;
+        let weights = mmfree::hf_checkpoint::load_dir(&args.model)?;
         if matches!(tokenizer, Tokenizer::HuggingFace(_)) {
             bos = weights.config.bos_token_id;
             eos = weights.config.eos_token_id;

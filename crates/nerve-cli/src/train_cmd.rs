@@ -7,12 +7,14 @@ use std::time::Instant;
 use burn::module::Module;
 use clap::Args;
 use indicatif::ProgressBar;
+use nerve::data::Encoding;
 use nerve::models::SpikingNetConfig;
 use nerve::neurons::{FiringConfig, Reset};
 use nerve::surrogate::Surrogate;
+use nerve::train::optimizer::OptimizerKind;
 use nerve::train::schedule::Schedule;
 use nerve::train::trainer::{
-    self, checkpoint_path, evaluate, Encoding, Event, LossKind, OptimizerKind, Session, TrainConfig,
+    self, checkpoint_path, evaluate, Event, LossKind, Session, TrainConfig,
 };
 use nerve::viz::{write_eval_class_counts, write_history_curves, write_sample_raster};
 use nerve::{Error, Result};

@@ -7,7 +7,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use nerve::data::events::dataset::{load_event_folder, EventFolderOptions};
 use nerve::data::mnist::{load_dataset, load_embedded_mnist};
-use nerve::train::trainer::Samples;
+use nerve::data::Samples;
 use nerve::{Error, Result};
 
 /// Options shared by `train` and `eval` that pick the data.

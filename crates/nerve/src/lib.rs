@@ -14,14 +14,17 @@
 //! - [`layers`] and [`models`]: layers that fold time into the batch, and [`models::SpikingNet`],
 //!   a convolutional or fully connected network built from a string such as
 //!   `12C5-MP2-64C5-MP2-FC10`;
-//! - [`train`]: a BPTT/TBPTT trainer with atomic safetensors checkpoints and exact resume;
-//! - [`data`]: MNIST-style IDX data sets (an MNIST subset is embedded);
+//! - [`train`]: a BPTT/TBPTT trainer with exact resume from the atomic safetensors checkpoints
+//!   of [`store`];
+//! - [`data`]: MNIST-style IDX data sets (an MNIST subset is embedded), event formats, frames and
+//!   batching;
 //! - [`viz`]: every picture: training curves, spike rasters, per-class spike-count heat maps
 //!   and event streams as GIFs;
-//! - [`models::mmfree`], [`models::spikegpt`], [`models::lm`]: the MatMul-free LM (ternary
-//!   BitLinear, MLGRU, GLU; Hugging Face checkpoints; a packed ternary engine that generates
-//!   with additions only) and SpikeGPT (spiking RWKV), trained by [`train::lm`] on text from
-//!   [`text`] (tokenizers, corpora, sampling); [`kernels`] holds the packed ternary GEMV;
+//! - [`models::mmfree`], [`models::spikegpt`], [`models::language_model`]: the MatMul-free LM
+//!   (ternary BitLinear, MLGRU, GLU; Hugging Face checkpoints; a packed ternary engine that
+//!   generates with additions only) and SpikeGPT (spiking RWKV), trained by
+//!   [`train::lm_trainer`] on text from [`text`] (tokenizers, corpora, sampling); [`kernels`]
+//!   holds the packed ternary GEMV;
 //! - [`reference`](mod@reference): replays vectors recorded from snnTorch and compares Nerve with them;
 //! - [`retina`]: a retina model (rods and cones with adaptation, ON/OFF bipolar cells,
 //!   Fohlmeister–Miller or LIF ganglion cells) turning images into spikes and region rates;
@@ -138,6 +141,7 @@ pub mod neurons;
 pub mod reference;
 pub mod retina;
 pub mod rng;
+pub mod store;
 pub mod surrogate;
 pub mod text;
 pub mod train;

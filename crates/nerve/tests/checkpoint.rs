@@ -8,7 +8,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Tensor};
-use nerve::train::checkpoint::{self, CheckpointMeta};
+use nerve::store::checkpoint::{self, CheckpointMeta};
 use nerve::Error;
 
 const ARCH: &str = "test-C3-FC3";

@@ -8,11 +8,11 @@ use burn::tensor::Device;
 use nerve::data::events::dataset::{load_event_folder, EventFolderOptions};
 use nerve::data::events::saccade::{write_emulated_nmnist, SaccadeConfig};
 use nerve::data::mnist::load_embedded_mnist;
+use nerve::data::{Encoding, Samples};
 use nerve::models::SpikingNetConfig;
+use nerve::train::optimizer::OptimizerKind;
 use nerve::train::schedule::Schedule;
-use nerve::train::trainer::{
-    evaluate, train, Encoding, LossKind, OptimizerKind, Samples, Session, TrainConfig,
-};
+use nerve::train::trainer::{evaluate, train, LossKind, Session, TrainConfig};
 
 fn config(out: &Path, epochs: usize, batch_size: usize) -> TrainConfig {
     TrainConfig {

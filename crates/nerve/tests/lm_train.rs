@@ -3,9 +3,9 @@
 
 use burn::module::Module;
 use burn::tensor::Device;
-use nerve::models::lm::{LanguageModel, LmArch, LmShape};
+use nerve::models::language_model::{LanguageModel, LmArch, LmShape};
 use nerve::text::{Corpus, Tokenizer};
-use nerve::train::lm::{evaluate_tokens, train_lm, LmSession, LmTrainConfig};
+use nerve::train::lm_trainer::{evaluate_tokens, train_lm, LmSession, LmTrainConfig};
 
 const TEXT: &str = "to be, or not to be, that is the question: whether 'tis nobler in the mind \
                     to suffer the slings and arrows of outrageous fortune, or to take arms \

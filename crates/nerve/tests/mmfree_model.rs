@@ -8,7 +8,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::store::ModuleSnapshot;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use nerve::models::mmfree::checkpoint::{load_dir, save_dir, SaveDtype, INDEX_FILE, MODEL_FILE};
+use nerve::models::mmfree::hf_checkpoint::{load_dir, save_dir, SaveDtype, INDEX_FILE, MODEL_FILE};
 use nerve::models::mmfree::model::{
     activation_quant, linear_scan, weight_quant, BitLinear, MmFreeLm, RmsNorm,
 };
@@ -254,14 +254,14 @@ fn a_trainer_checkpoint_is_a_valid_published_file() {
     let dir = tempfile::tempdir().unwrap();
     let w = tiny_weights(6);
     let m = MmFreeLm::from_weights(&w, &Device::flex()).unwrap();
-    let meta = nerve::train::checkpoint::CheckpointMeta {
+    let meta = nerve::store::checkpoint::CheckpointMeta {
         arch: "mmfree".into(),
         epoch: 1,
         step: 10,
         config: serde_json::json!({}),
         seed: 0,
     };
-    nerve::train::checkpoint::save_model(dir.path().join(MODEL_FILE), &m, &meta).unwrap();
+    nerve::store::checkpoint::save_model(dir.path().join(MODEL_FILE), &m, &meta).unwrap();
     w.config.save(dir.path().join("config.json")).unwrap();
     assert_eq!(load_dir(dir.path()).unwrap().tensors, w.tensors);
 }

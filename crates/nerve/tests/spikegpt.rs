@@ -9,7 +9,7 @@ use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use nerve::models::spikegpt::{
     lm_loss, wkv_parallel, wkv_recurrent, Lif, SpikeGpt, SpikeGptConfig,
 };
-use nerve::train::checkpoint::{self, CheckpointMeta};
+use nerve::store::checkpoint::{self, CheckpointMeta};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -4,12 +4,12 @@
 use burn::module::Module;
 use burn::tensor::Device;
 use nerve::data::mnist::ImageDataset;
+use nerve::data::Encoding;
 use nerve::models::SpikingNetConfig;
-use nerve::train::checkpoint;
+use nerve::store::checkpoint;
+use nerve::train::optimizer::OptimizerKind;
 use nerve::train::schedule::Schedule;
-use nerve::train::trainer::{
-    checkpoint_path, train, Encoding, LossKind, OptimizerKind, Session, TrainConfig,
-};
+use nerve::train::trainer::{checkpoint_path, train, LossKind, Session, TrainConfig};
 use nerve::Error;
 
 /// Weight initialisation and dropout draw from the device's random generator, which the whole

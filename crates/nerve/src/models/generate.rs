@@ -4,11 +4,10 @@
 
 use burn::tensor::{Device, Tensor};
 
-use super::lm::{LanguageModel, LmState};
+use super::language_model::{token_tensor, LanguageModel, LmState};
 use super::mmfree::engine::Decoder;
 use crate::error::{Error, Result};
 use crate::text::Sampler;
-use crate::train::lm::token_tensor;
 
 /// A model read token by token, with its recurrent state inside.
 pub trait TokenStepper: Send {

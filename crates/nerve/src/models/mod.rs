@@ -4,6 +4,6 @@ pub mod spiking_net;
 
 pub use spiking_net::{parse_arch, SpikingNet, SpikingNetConfig};
 pub mod generate;
-pub mod lm;
+pub mod language_model;
 pub mod mmfree;
 pub mod spikegpt;

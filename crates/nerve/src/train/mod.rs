@@ -1,7 +1,8 @@
-//! Training: the BPTT trainer, checkpoints, learning-rate schedules and the metrics history.
+//! Training: the BPTT trainer for spiking networks, the language-model trainer, the optimiser
+//! choice, learning-rate schedules and the metrics history.
 
-pub mod checkpoint;
 pub mod history;
-pub mod lm;
+pub mod lm_trainer;
+pub mod optimizer;
 pub mod schedule;
 pub mod trainer;

@@ -7,109 +7,19 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Int, Tensor};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::data::events::dataset::EventFrameDataset;
-use crate::data::mnist::ImageDataset;
-use crate::encode::RateConfig;
+use crate::data::{Encoding, Samples};
 use crate::error::{Error, Result};
 use crate::models::{SpikingNet, SpikingNetConfig};
-use crate::train::checkpoint::{self, CheckpointMeta};
+use crate::store::checkpoint::{self, CheckpointMeta};
 use crate::train::history::{BatchRecord, EpochRecord, History};
+use crate::train::optimizer::OptimizerKind;
 use crate::train::schedule::Schedule;
-
-/// The optimiser.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum OptimizerKind {
-    /// Adam (snnTorch tutorials: lr 1e-2, betas 0.9/0.999).
-    Adam,
-    /// AdamW with decoupled weight decay.
-    AdamW {
-        /// Weight decay.
-        weight_decay: f64,
-    },
-    /// SGD with momentum.
-    Sgd {
-        /// Momentum (0 for plain SGD).
-        momentum: f64,
-    },
-}
-
-/// PyTorch's default ε for Adam and AdamW (and so snnTorch's tutorials').
-const TORCH_ADAM_EPSILON: f32 = 1e-8;
-
-impl OptimizerKind {
-    /// Parses `adam`, `adamw[:WD]`, `sgd[:MOMENTUM]`.
-    pub fn parse(s: &str) -> Result<Self> {
-        let (name, arg) = s.split_once(':').map_or((s, None), |(a, b)| (a, Some(b)));
-        let num = |d: f64| -> Result<f64> {
-            arg.map_or(Ok(d), |a| {
-                a.parse().map_err(|_| {
-                    Error::invalid("optimizer", format!("'{s}': '{a}' is not a number"))
-                })
-            })
-        };
-        match name {
-            "adam" => Ok(OptimizerKind::Adam),
-            "adamw" => Ok(OptimizerKind::AdamW {
-                weight_decay: num(1e-2)?,
-            }),
-            "sgd" => Ok(OptimizerKind::Sgd {
-                momentum: num(0.9)?,
-            }),
-            _ => Err(Error::invalid(
-                "optimizer",
-                format!("'{s}': expected adam, adamw[:WD] or sgd[:MOMENTUM]"),
-            )),
-        }
-    }
-
-    /// Builds the optimiser, with gradient-norm clipping when `clip` is set.
-    ///
-    /// Adam and AdamW use PyTorch's ε = 1e-8, not Burn's default 1e-5: surrogate gradients of
-    /// a quiet network are tiny (a fast sigmoid of slope 25 gives 1/676 per layer a unit below
-    /// threshold), and with ε = 1e-5 the snnTorch tutorial conv SNN with that surrogate never
-    /// leaves its silent start, where with PyTorch's ε it learns in a few batches.
-    pub fn init(&self, clip: Option<f64>) -> ModuleOptimizer {
-        let clip = clip.map(|c| GradientClippingConfig::Norm(c as f32));
-        match *self {
-            OptimizerKind::Adam => AdamConfig::new()
-                .with_epsilon(TORCH_ADAM_EPSILON)
-                .with_grad_clipping(clip)
-                .init(),
-            OptimizerKind::AdamW { weight_decay } => AdamWConfig::new()
-                .with_epsilon(TORCH_ADAM_EPSILON)
-                .with_weight_decay(weight_decay as f32)
-                .with_grad_clipping(clip)
-                .init(),
-            OptimizerKind::Sgd { momentum } => {
-                let m = (momentum > 0.0)
-                    .then(|| burn::optim::momentum::MomentumConfig::new().with_momentum(momentum));
-                SgdConfig::new()
-                    .with_momentum(m)
-                    .with_gradient_clipping(clip)
-                    .init()
-            }
-        }
-    }
-}
-
-/// How an image becomes input current over time.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Encoding {
-    /// The pixel intensities are the input current at every step (snnTorch's conv tutorial).
-    Direct,
-    /// Bernoulli rate coding: a pixel of intensity p spikes with probability `gain·p` per step.
-    Rate {
-        /// Probability scale.
-        gain: f64,
-    },
-}
 
 /// The training loss on the output layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -273,141 +183,6 @@ pub struct EvalReport {
     /// `class_counts[c][k]`: mean spike count of output neuron `k` over samples of class `c`
     /// (NaN for a class with no samples).
     pub class_counts: Vec<Vec<f64>>,
-}
-
-/// A labelled data set the trainer draws batches from: images (encoded over time) or event
-/// frames (already one frame per time step).
-pub trait Samples: Sync {
-    /// Number of samples.
-    fn len(&self) -> usize;
-    /// True when there are no samples.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Number of classes; every label is below it.
-    fn num_classes(&self) -> usize;
-    /// One sample's shape, `[channels, height, width]`.
-    fn input_shape(&self) -> [usize; 3];
-    /// Class names in label order.
-    fn class_names(&self) -> Vec<String> {
-        (0..self.num_classes()).map(|c| c.to_string()).collect()
-    }
-    /// Network input `[1 or T, B, C, H, W]` and labels of the samples at `indices`.
-    fn batch(
-        &self,
-        indices: &[usize],
-        steps: usize,
-        encoding: Encoding,
-        rng: &mut rand::rngs::StdRng,
-        device: &Device,
-    ) -> Result<(Tensor<5>, Tensor<1, Int>)>;
-}
-
-impl Samples for ImageDataset {
-    fn len(&self) -> usize {
-        ImageDataset::len(self)
-    }
-    fn num_classes(&self) -> usize {
-        self.num_classes
-    }
-    fn input_shape(&self) -> [usize; 3] {
-        [1, self.rows, self.cols]
-    }
-    fn batch(
-        &self,
-        indices: &[usize],
-        steps: usize,
-        encoding: Encoding,
-        rng: &mut rand::rngs::StdRng,
-        device: &Device,
-    ) -> Result<(Tensor<5>, Tensor<1, Int>)> {
-        make_batch(self, indices, steps, encoding, rng, device)
-    }
-}
-
-impl Samples for EventFrameDataset {
-    fn len(&self) -> usize {
-        EventFrameDataset::len(self)
-    }
-    fn num_classes(&self) -> usize {
-        EventFrameDataset::num_classes(self)
-    }
-    fn input_shape(&self) -> [usize; 3] {
-        [2, self.height, self.width]
-    }
-    fn class_names(&self) -> Vec<String> {
-        self.class_names.clone()
-    }
-    /// Event counts per bin are the input current at each step; `encoding` does not apply.
-    fn batch(
-        &self,
-        indices: &[usize],
-        steps: usize,
-        _encoding: Encoding,
-        _rng: &mut rand::rngs::StdRng,
-        device: &Device,
-    ) -> Result<(Tensor<5>, Tensor<1, Int>)> {
-        if steps != self.bins {
-            return Err(Error::invalid(
-                "steps",
-                format!(
-                    "the event frames have {} time bins but the network runs {steps} steps",
-                    self.bins
-                ),
-            ));
-        }
-        let b = indices.len();
-        let frame = 2 * self.height * self.width;
-        // Samples are stored [bins, …] each; the network wants time first: [T, B, …].
-        let mut values = vec![0f32; steps * b * frame];
-        for (j, &i) in indices.iter().enumerate() {
-            let sample = self.sample(i);
-            for t in 0..steps {
-                let dst = &mut values[(t * b + j) * frame..][..frame];
-                for (d, &s) in dst.iter_mut().zip(&sample[t * frame..(t + 1) * frame]) {
-                    *d = f32::from(s);
-                }
-            }
-        }
-        let labels: Vec<i64> = indices.iter().map(|&i| i64::from(self.labels[i])).collect();
-        let x = Tensor::<5>::from_data(
-            TensorData::new(values, [steps, b, 2, self.height, self.width]),
-            device,
-        );
-        let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device);
-        Ok((x, y))
-    }
-}
-
-/// A batch as network input `[1 or T, B, C, H, W]` and labels.
-pub fn make_batch(
-    data: &ImageDataset,
-    indices: &[usize],
-    steps: usize,
-    encoding: Encoding,
-    rng: &mut rand::rngs::StdRng,
-    device: &Device,
-) -> Result<(Tensor<5>, Tensor<1, Int>)> {
-    let (rows, cols) = (data.rows, data.cols);
-    let mut values = Vec::with_capacity(indices.len() * rows * cols);
-    for &i in indices {
-        values.extend(data.image(i).iter().map(|&p| f32::from(p) / 255.0));
-    }
-    let labels: Vec<i64> = indices.iter().map(|&i| i64::from(data.labels[i])).collect();
-    let b = indices.len();
-    let pixels = Tensor::<4>::from_data(TensorData::new(values, [b, 1, rows, cols]), device);
-    let x = match encoding {
-        Encoding::Direct => pixels.unsqueeze_dim::<5>(0),
-        Encoding::Rate { gain } => {
-            let config = RateConfig {
-                gain,
-                ..RateConfig::new(steps)
-            };
-            crate::encode::rate_with_rng::<4, 5, _>(pixels, &config, rng)?
-        }
-    };
-    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device);
-    Ok((x, y))
 }
 
 /// The loss of a forward pass.
@@ -731,40 +506,4 @@ pub fn run_config_json(net: &SpikingNetConfig, cfg: &TrainConfig) -> serde_json:
         "dataset": cfg.dataset,
         "tbptt": cfg.tbptt,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use burn::module::{Module, Param};
-    use burn::tensor::{Device, Tensor, TensorData};
-
-    #[derive(Module, Debug)]
-    struct One {
-        w: Param<Tensor<1>>,
-    }
-
-    /// Adam's first step moves a parameter by about the learning rate whatever the gradient's
-    /// scale, as in PyTorch; with Burn's default ε = 1e-5 a gradient of 1e-7 would move it by
-    /// 1% of that.
-    #[test]
-    fn adam_steps_as_pytorch_on_tiny_gradients() {
-        let device = Device::flex().autodiff();
-        for kind in [
-            OptimizerKind::Adam,
-            OptimizerKind::AdamW { weight_decay: 0.0 },
-        ] {
-            let model = One {
-                w: Param::from_tensor(Tensor::from_data(
-                    TensorData::new(vec![0.0f32], [1]),
-                    &device,
-                )),
-            };
-            let loss = model.w.val().mul_scalar(1e-7).sum();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            let model = kind.init(None).step(0.01, model, grads);
-            let moved = model.w.val().into_scalar::<f32>().abs();
-            assert!((0.009..0.0101).contains(&moved), "{kind:?} moved {moved}");
-        }
-    }
 }

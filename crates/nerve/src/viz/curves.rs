@@ -11,7 +11,7 @@ use super::font::FONT;
 use super::{draw_title, format_tick, Area, Canvas, DrawResult, PALETTE, TITLE_HEIGHT};
 use crate::error::{Error, Result};
 use crate::train::history::{EpochRecord, History};
-use crate::train::lm::{LmEvent, LmRecord};
+use crate::train::lm_trainer::{LmEvent, LmRecord};
 
 /// Width of one panel drawn by [`panels`], in pixels.
 pub const PANEL_WIDTH: u32 = 640;
@@ -192,7 +192,7 @@ pub fn write_lm_curves(path: &Path, history: &[LmRecord]) -> Result<()> {
 }
 
 /// Keeps a language-model run's curves picture current while
-/// [`train_lm`](crate::train::lm::train_lm) runs: it collects the records of the trainer's
+/// [`train_lm`](crate::train::lm_trainer::train_lm) runs: it collects the records of the trainer's
 /// events and redraws [`write_lm_curves`] whenever a checkpoint is saved, so the picture
 /// always matches the saved log.
 #[derive(Debug, Clone)]

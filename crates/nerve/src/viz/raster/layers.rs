@@ -7,9 +7,9 @@ use plotters::style::RGBColor;
 use rand::SeedableRng;
 
 use super::{draw_rasters, stacked_size, RasterPanel};
+use crate::data::{Encoding, Samples};
 use crate::error::{Error, Result};
 use crate::models::spiking_net::{NetOutput, SpikingNet};
-use crate::train::trainer::{Encoding, Samples};
 use crate::viz::PALETTE;
 
 /// One layer of a spike raster: which neuron fired at which time step.

@@ -11,13 +11,13 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::mmfree::model::{MmFreeLm, MmFreeState};
 use super::mmfree::{self, MmFreeConfig};
 use super::spikegpt::{SpikeGpt, SpikeGptConfig, SpikeGptState};
 use crate::error::{Error, Result};
-use crate::train::checkpoint::{self, CheckpointMeta};
+use crate::store::checkpoint::{self, CheckpointMeta};
 
 /// The two language-model architectures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -209,7 +209,7 @@ impl LanguageModel {
         let path = dir.join("config.json");
         match model_type(&path)?.as_str() {
             mmfree::config::MODEL_TYPE => {
-                let weights = mmfree::checkpoint::load_dir(dir)?;
+                let weights = mmfree::hf_checkpoint::load_dir(dir)?;
                 Ok(LanguageModel::MmFree(MmFreeLm::from_weights(
                     &weights, device,
                 )?))
@@ -262,6 +262,12 @@ impl LanguageModel {
             LanguageModel::SpikeGpt(m) => checkpoint::load_optimizer(path, optim, m),
         }
     }
+}
+
+/// Tokens `[rows, cols]` as an Int tensor.
+pub fn token_tensor(ids: &[u32], rows: usize, cols: usize, device: &Device) -> Tensor<2, Int> {
+    let data: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+    Tensor::from_data(TensorData::new(data, [rows, cols]), device)
 }
 
 /// Weights file of a model directory.

@@ -12,12 +12,12 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, CheckpointMeta};
+use super::optimizer::OptimizerKind;
 use super::schedule::Schedule;
-use super::trainer::OptimizerKind;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
-use crate::models::lm::{LanguageModel, LmShape, MODEL_FILE};
+use crate::models::language_model::{token_tensor, LanguageModel, LmShape, MODEL_FILE};
+use crate::store::checkpoint::{self, CheckpointMeta};
 use crate::text::{Corpus, Tokenizer};
 
 /// Settings of a language-model training run.
@@ -216,12 +216,6 @@ fn load_history(dir: &Path) -> Result<Vec<LmRecord>> {
     }
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::format(&path, format!("bad training log: {e}")))
-}
-
-/// Tokens `[rows, cols]` as an Int tensor.
-pub fn token_tensor(ids: &[u32], rows: usize, cols: usize, device: &Device) -> Tensor<2, Int> {
-    let data: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-    Tensor::from_data(TensorData::new(data, [rows, cols]), device)
 }
 
 /// Trains until `cfg.steps` (or `cfg.max_minutes`), evaluating and checkpointing into `dir`.

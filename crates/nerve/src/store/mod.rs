@@ -1,0 +1,3 @@
+//! Checkpoint I/O shared by models and trainers.
+
+pub mod checkpoint;
