@@ -45,7 +45,7 @@ use nerve::data::mnist::{load_dataset, ImageDataset};
 use nerve::layers::TimeLinear;
 use nerve::models::spiking_net::Stage;
 use nerve::models::{SpikingNet, SpikingNetConfig};
-use nerve::neurons::{Leaky, LeakyConfig, Reset};
+use nerve::neurons::{Leaky, LeakyConfig, Neuron, Reset};
 use nerve::surrogate::Surrogate;
 use nerve::train::trainer::{loss_of, make_batch, Encoding, LossKind, OptimizerKind};
 use rand::seq::SliceRandom;
