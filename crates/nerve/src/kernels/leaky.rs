@@ -1,8 +1,9 @@
 //! Fused multi-step Leaky kernel: one pass over time for the forward of a whole layer, one
 //! reverse pass for the backward.
 //!
-//! The reference is [`Leaky::step`](crate::neurons::Leaky::step) run step by step with tensor
-//! ops (what [`Leaky::run`](crate::neurons::Leaky::run) does when the kernel does not apply);
+//! The reference is [`Leaky`](crate::neurons::Leaky)'s `step` run step by step with tensor ops
+//! ([`Leaky::run_reference`](crate::neurons::Leaky::run_reference), what its `run` does when
+//! the kernel does not apply);
 //! `tests/fused_leaky.rs` checks spikes, membranes and gradients against it. Per step the
 //! reference launches about ten tensor ops, each with its own allocation and, under autodiff, its
 //! own graph node, and slicing `x[t]` makes the backward write a full-size zero tensor per step;
