@@ -3,13 +3,14 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use nerve::reference::{check_file, FORWARD_TOL, GRAD_TOL};
+use nerve::snntorch_check::{check_file, FORWARD_TOL, GRAD_FLOOR, GRAD_TOL};
 
 /// Runs the check and prints one line per case.
 pub fn run(file: &Path) -> nerve::Result<ExitCode> {
     let reports = check_file(file)?;
     println!(
-        "{:<4} {:>11} {:>11} {:>5}  case (forward tol {FORWARD_TOL:e} abs, grad tol {GRAD_TOL:e} rel)",
+        "{:<4} {:>11} {:>11} {:>5}  case (forward tol {FORWARD_TOL:e} abs, grad tol {GRAD_TOL:e} rel \
+         or {GRAD_FLOOR:e} abs)",
         "ok", "fwd err", "grad err", "flips"
     );
     let mut failed = 0;

@@ -46,7 +46,7 @@ use nerve::data::{make_batch, Encoding};
 use nerve::layers::TimeLinear;
 use nerve::models::spiking_net::Stage;
 use nerve::models::{SpikingNet, SpikingNetConfig};
-use nerve::neurons::{Leaky, LeakyConfig, Reset};
+use nerve::neurons::{Leaky, LeakyConfig, Neuron, Reset};
 use nerve::surrogate::Surrogate;
 use nerve::train::optimizer::OptimizerKind;
 use nerve::train::trainer::{loss_of, LossKind};

@@ -5,7 +5,8 @@
 //! Tensors are time-first, `[T, B, ...]`, as in snnTorch. The building blocks:
 //!
 //! - [`neurons`]: Leaky, Synaptic, Alpha, Lapicque, RLeaky, RSynaptic and SLSTM neurons with
-//!   explicit state, `step` for one time step and `run` for a whole sequence;
+//!   explicit state behind one [`neurons::Neuron`] trait: `step` for one time step and `run`
+//!   for a whole sequence ([`firing`] holds the reset mode they share with the kernels);
 //! - [`surrogate`]: surrogate gradients (the spike is a Heaviside step forward and a smooth
 //!   slope backward);
 //! - [`encode`]: rate, latency and delta spike encoders and spike-train targets;
@@ -25,7 +26,7 @@
 //!   generates with additions only) and SpikeGPT (spiking RWKV), trained by
 //!   [`train::lm_trainer`] on text from [`text`] (tokenizers, corpora, sampling); [`kernels`]
 //!   holds the packed ternary GEMV;
-//! - [`reference`](mod@reference): replays vectors recorded from snnTorch and compares Nerve with them;
+//! - [`snntorch_check`]: replays vectors recorded from snnTorch and compares Nerve with them;
 //! - [`retina`]: a retina model (rods and cones with adaptation, ON/OFF bipolar cells,
 //!   Fohlmeister–Miller or LIF ganglion cells) turning images into spikes and region rates;
 //! - [`device`]: picks the backend by name: Burn's pure-Rust `flex` CPU backend (the default),
@@ -42,7 +43,7 @@
 //!
 //! ```
 //! use burn::tensor::{Device, Tensor};
-//! use nerve::neurons::LeakyConfig;
+//! use nerve::neurons::{LeakyConfig, Neuron};
 //!
 //! let device = Device::flex();
 //! let lif = LeakyConfig::new(0.9).init(&device);
@@ -73,7 +74,7 @@
 //! use burn::tensor::{Device, Int, Tensor, TensorData};
 //! use nerve::layers::TimeLinear;
 //! use nerve::loss::CeRateLoss;
-//! use nerve::neurons::LeakyConfig;
+//! use nerve::neurons::{LeakyConfig, Neuron};
 //!
 //! # fn main() -> nerve::Result<()> {
 //! let device = Device::flex().autodiff();
@@ -131,6 +132,7 @@ pub mod data;
 pub mod device;
 pub mod encode;
 pub mod error;
+pub mod firing;
 pub mod fsutil;
 pub mod kernels;
 pub mod layers;
@@ -138,9 +140,9 @@ pub mod loss;
 pub mod metrics;
 pub mod models;
 pub mod neurons;
-pub mod reference;
 pub mod retina;
 pub mod rng;
+pub mod snntorch_check;
 pub mod store;
 pub mod surrogate;
 pub mod text;

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use burn::tensor::{Distribution, Tensor};
 
+use crate::kernels::leaky::SurrogateGrad;
+
 /// A user-supplied smooth stand-in: its autodiff derivative is used as the surrogate gradient.
 ///
 /// It is written for rank-1 tensors; Nerve flattens the membrane before calling it.
@@ -172,6 +174,29 @@ impl Surrogate {
             }
             Surrogate::Custom(f) | Surrogate::Smooth(f) => apply_flat(f, u),
         }
+    }
+
+    /// This surrogate's derivative in the closed form the fused kernel evaluates, or `None` for
+    /// the stochastic and user-defined ones (only autodiff of their stand-in knows it).
+    pub fn closed_form(&self) -> Option<SurrogateGrad> {
+        Some(match *self {
+            Surrogate::ATan { alpha } => SurrogateGrad::ATan(alpha as f32),
+            Surrogate::FastSigmoid { slope } => SurrogateGrad::FastSigmoid(slope as f32),
+            Surrogate::Sigmoid { slope } => SurrogateGrad::Sigmoid(slope as f32),
+            Surrogate::Triangular { threshold } => SurrogateGrad::Triangular(threshold as f32),
+            Surrogate::SpikeRateEscape { beta, slope } => SurrogateGrad::SpikeRateEscape {
+                beta: beta as f32,
+                slope: slope as f32,
+            },
+            Surrogate::StraightThrough => SurrogateGrad::StraightThrough,
+            Surrogate::SparseFastSigmoid { slope, b } => SurrogateGrad::SparseFastSigmoid {
+                slope: slope as f32,
+                b: b as f32,
+            },
+            Surrogate::Stochastic { .. } | Surrogate::Custom(_) | Surrogate::Smooth(_) => {
+                return None
+            }
+        })
     }
 }
 

@@ -13,7 +13,7 @@ use nerve::loss::{
     L1RateSparsity, MseCountLoss, MseMembraneLoss, MseTemporalLoss, TemporalInverse,
 };
 use nerve::metrics::{accuracy_rate, accuracy_temporal, firing_rate, spike_counts, total_spikes};
-use nerve::reference::check_file;
+use nerve::snntorch_check::check_file;
 use nerve::Error;
 
 fn cpu() -> Device {

@@ -3,7 +3,7 @@
 //! every reset mechanism and every closed-form surrogate.
 
 use burn::tensor::{Device, Distribution, Tensor};
-use nerve::neurons::{FiringConfig, LeakyConfig, LeakyState, Reset};
+use nerve::neurons::{FiringConfig, LeakyConfig, LeakyState, Neuron, Reset};
 use nerve::surrogate::Surrogate;
 
 fn max_abs_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {

@@ -13,10 +13,10 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{DType, Device, FloatDType, Gradients, Tensor, TensorData};
 use nerve::neurons::{
-    AlphaConfig, FiringConfig, LapicqueConfig, LeakyConfig, RLeakyConfig, RSynapticConfig,
+    AlphaConfig, FiringConfig, LapicqueConfig, LeakyConfig, Neuron, RLeakyConfig, RSynapticConfig,
     RecurrentConfig, Reset, SLstmConfig, SynapticConfig,
 };
-use nerve::reference::to_vec;
+use nerve::snntorch_check::to_vec;
 use nerve::surrogate::Surrogate;
 
 const T: usize = 6;

@@ -2,7 +2,7 @@
 
 mod common;
 
-use nerve::reference::check_file;
+use nerve::snntorch_check::check_file;
 
 #[test]
 fn every_snntorch_reference_case_matches() {

@@ -1,8 +1,9 @@
 //! Fused multi-step Leaky kernel: one pass over time for the forward of a whole layer, one
 //! reverse pass for the backward.
 //!
-//! The reference is [`Leaky::step`](crate::neurons::Leaky::step) run step by step with tensor
-//! ops (what [`Leaky::run`](crate::neurons::Leaky::run) does when the kernel does not apply);
+//! The reference is [`Leaky`](crate::neurons::Leaky)'s `step` run step by step with tensor ops
+//! ([`Leaky::run_reference`](crate::neurons::Leaky::run_reference), what its `run` does when
+//! the kernel does not apply);
 //! `tests/fused_leaky.rs` checks spikes, membranes and gradients against it. Per step the
 //! reference launches about ten tensor ops, each with its own allocation and, under autodiff, its
 //! own graph node, and slicing `x[t]` makes the backward write a full-size zero tensor per step;
@@ -40,10 +41,10 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::{f32_values, flex_tensor};
-use crate::neurons::Reset;
-use crate::surrogate::Surrogate;
+use crate::firing::Reset;
 
-/// The surrogate derivatives the kernel evaluates in closed form.
+/// The surrogate derivatives the kernel evaluates in closed form
+/// ([`Surrogate::closed_form`](crate::surrogate::Surrogate::closed_form) picks one).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SurrogateGrad {
     /// `(α/2) / (1 + (π α u / 2)²)`.
@@ -73,26 +74,6 @@ pub enum SurrogateGrad {
 }
 
 impl SurrogateGrad {
-    /// The closed form of `surrogate`, or `None` for the stochastic and user-defined ones.
-    pub fn of(surrogate: &Surrogate) -> Option<Self> {
-        Some(match *surrogate {
-            Surrogate::ATan { alpha } => Self::ATan(alpha as f32),
-            Surrogate::FastSigmoid { slope } => Self::FastSigmoid(slope as f32),
-            Surrogate::Sigmoid { slope } => Self::Sigmoid(slope as f32),
-            Surrogate::Triangular { threshold } => Self::Triangular(threshold as f32),
-            Surrogate::SpikeRateEscape { beta, slope } => Self::SpikeRateEscape {
-                beta: beta as f32,
-                slope: slope as f32,
-            },
-            Surrogate::StraightThrough => Self::StraightThrough,
-            Surrogate::SparseFastSigmoid { slope, b } => Self::SparseFastSigmoid {
-                slope: slope as f32,
-                b: b as f32,
-            },
-            _ => return None,
-        })
-    }
-
     /// `dS/du` at `u`.
     #[inline]
     pub fn at(self, u: f32) -> f32 {

@@ -18,7 +18,7 @@ use crate::layers::{
     flatten_features, BatchNormTT2d, TimeAvgPool2d, TimeConv2d, TimeDropout, TimeLinear,
     TimeMaxPool2d,
 };
-use crate::neurons::{FiringConfig, Leaky, LeakyConfig, LeakyState};
+use crate::neurons::{FiringConfig, Leaky, LeakyConfig, LeakyState, Neuron};
 
 /// One parsed token of an architecture string.
 #[derive(Debug, Clone, PartialEq)]

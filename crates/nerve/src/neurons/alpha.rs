@@ -8,7 +8,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::firing::scalar_param;
-use super::{bcast, run_steps, Firing, FiringConfig, NeuronOutput, Reset};
+use super::{bcast, neuron_state, Firing, FiringConfig, Neuron, Reset};
 use crate::error::{Error, Result};
 
 /// Options of an [`Alpha`] neuron.
@@ -66,25 +66,15 @@ impl AlphaConfig {
     }
 }
 
-/// State of an [`Alpha`] neuron.
-#[derive(Debug, Clone)]
-pub struct AlphaState<const D: usize> {
-    /// Excitatory synaptic current.
-    pub syn_exc: Tensor<D>,
-    /// Inhibitory synaptic current.
-    pub syn_inh: Tensor<D>,
-    /// Membrane potential.
-    pub mem: Tensor<D>,
-}
-
-impl<const D: usize> AlphaState<D> {
-    /// The resting state (all zero) for inputs shaped like `x`.
-    pub fn zeros_like(x: &Tensor<D>) -> Self {
-        Self {
-            syn_exc: x.zeros_like(),
-            syn_inh: x.zeros_like(),
-            mem: x.zeros_like(),
-        }
+neuron_state! {
+    /// State of an [`Alpha`] neuron.
+    AlphaState {
+        /// Excitatory synaptic current.
+        syn_exc,
+        /// Inhibitory synaptic current.
+        syn_inh,
+        /// Membrane potential.
+        mem,
     }
 }
 
@@ -102,9 +92,10 @@ pub struct Alpha {
     pub record_mem: bool,
 }
 
-impl Alpha {
-    /// One time step.
-    pub fn step<const D: usize>(
+impl Neuron for Alpha {
+    type State<const D: usize> = AlphaState<D>;
+
+    fn step<const D: usize>(
         &self,
         x: Tensor<D>,
         state: AlphaState<D>,
@@ -164,27 +155,26 @@ impl Alpha {
         )
     }
 
-    /// A whole sequence `x[T, ...]`, starting from `state` (zeros when `None`).
-    pub fn run<const D: usize>(
-        &self,
-        x: Tensor<D>,
-        state: Option<AlphaState<D>>,
-    ) -> NeuronOutput<D, AlphaState<D>> {
-        let state = state.unwrap_or_else(|| AlphaState::zeros_like(&x.clone().narrow(0, 0, 1)));
-        run_steps(
-            x,
-            state,
-            self.record_mem,
-            |x, s| self.step(x, s),
-            |s| s.mem.clone(),
-        )
+    fn zero_state<const D: usize>(&self, x: &Tensor<D>) -> AlphaState<D> {
+        AlphaState::zeros_like(x)
+    }
+
+    fn records_mem(&self) -> bool {
+        self.record_mem
+    }
+
+    fn named_params(&self) -> Vec<(&'static str, Tensor<1>)> {
+        let mut params = self.firing.named_params();
+        params.push(("alpha", self.alpha.val()));
+        params.push(("beta", self.beta.val()));
+        params
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference::to_vec;
+    use crate::neurons::to_vec;
 
     #[test]
     fn decays_must_be_ordered() {

@@ -5,31 +5,8 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::bcast;
+use crate::firing::Reset;
 use crate::surrogate::Surrogate;
-
-/// How the membrane is reset after a spike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Reset {
-    /// Subtract the threshold (snnTorch `"subtract"`, the default).
-    #[default]
-    Subtract,
-    /// Set the membrane to zero (snnTorch `"zero"`).
-    Zero,
-    /// No reset (snnTorch `"none"`).
-    None,
-}
-
-impl Reset {
-    /// Parses snnTorch's reset mechanism names: `subtract`, `zero`, `none`.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "subtract" => Some(Reset::Subtract),
-            "zero" => Some(Reset::Zero),
-            "none" => Some(Reset::None),
-            _ => None,
-        }
-    }
-}
 
 /// Options of the firing rule, as snnTorch's neuron constructors take them.
 #[derive(Debug, Clone)]
@@ -112,6 +89,15 @@ impl Firing {
     /// The threshold broadcast to rank `D`.
     pub fn threshold<const D: usize>(&self) -> Tensor<D> {
         bcast(self.threshold.val())
+    }
+
+    /// The threshold and graded-spike factor by their snnTorch names, the start of every
+    /// neuron's [`Neuron::named_params`](super::Neuron::named_params).
+    pub(crate) fn named_params(&self) -> Vec<(&'static str, Tensor<1>)> {
+        vec![
+            ("threshold", self.threshold.val()),
+            ("graded_spikes_factor", self.graded.val()),
+        ]
     }
 
     /// The reset signal from the previous membrane: `H(mem - threshold)`, detached as in snnTorch.

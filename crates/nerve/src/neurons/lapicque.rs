@@ -9,7 +9,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::firing::scalar_param;
-use super::{bcast, run_steps, Firing, FiringConfig, NeuronOutput};
+use super::{bcast, neuron_state, Firing, FiringConfig, Neuron};
 use crate::error::{Error, Result};
 
 /// Options of a [`Lapicque`] neuron: give β, or R and C, or β with one of R and C.
@@ -111,19 +111,11 @@ impl LapicqueConfig {
     }
 }
 
-/// State of a [`Lapicque`] neuron: its membrane potential.
-#[derive(Debug, Clone)]
-pub struct LapicqueState<const D: usize> {
-    /// Membrane potential.
-    pub mem: Tensor<D>,
-}
-
-impl<const D: usize> LapicqueState<D> {
-    /// The resting state (zero membrane) for inputs shaped like `x`.
-    pub fn zeros_like(x: &Tensor<D>) -> Self {
-        Self {
-            mem: x.zeros_like(),
-        }
+neuron_state! {
+    /// State of a [`Lapicque`] neuron: its membrane potential.
+    LapicqueState {
+        /// Membrane potential.
+        mem,
     }
 }
 
@@ -142,9 +134,10 @@ pub struct Lapicque {
     pub record_mem: bool,
 }
 
-impl Lapicque {
-    /// One time step.
-    pub fn step<const D: usize>(
+impl Neuron for Lapicque {
+    type State<const D: usize> = LapicqueState<D>;
+
+    fn step<const D: usize>(
         &self,
         x: Tensor<D>,
         state: LapicqueState<D>,
@@ -165,27 +158,25 @@ impl Lapicque {
         (spk, LapicqueState { mem })
     }
 
-    /// A whole sequence `x[T, ...]`, starting from `state` (zeros when `None`).
-    pub fn run<const D: usize>(
-        &self,
-        x: Tensor<D>,
-        state: Option<LapicqueState<D>>,
-    ) -> NeuronOutput<D, LapicqueState<D>> {
-        let state = state.unwrap_or_else(|| LapicqueState::zeros_like(&x.clone().narrow(0, 0, 1)));
-        run_steps(
-            x,
-            state,
-            self.record_mem,
-            |x, s| self.step(x, s),
-            |s| s.mem.clone(),
-        )
+    fn zero_state<const D: usize>(&self, x: &Tensor<D>) -> LapicqueState<D> {
+        LapicqueState::zeros_like(x)
+    }
+
+    fn records_mem(&self) -> bool {
+        self.record_mem
+    }
+
+    fn named_params(&self) -> Vec<(&'static str, Tensor<1>)> {
+        let mut params = self.firing.named_params();
+        params.push(("beta", self.beta.val()));
+        params
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference::to_vec;
+    use crate::neurons::to_vec;
 
     #[test]
     fn every_way_of_giving_the_circuit_agrees() {

@@ -4,8 +4,8 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::firing::scalar_param;
-use super::{bcast, run_steps, Firing, FiringConfig, NeuronOutput, Reset};
-use crate::kernels::leaky::{self as kernel, LeakyParams, SurrogateGrad};
+use super::{bcast, neuron_state, run_steps, Firing, FiringConfig, Neuron, NeuronOutput, Reset};
+use crate::kernels::leaky::{self as kernel, LeakyParams};
 
 /// Options of a [`Leaky`] neuron.
 #[derive(Debug, Clone)]
@@ -44,19 +44,11 @@ impl LeakyConfig {
     }
 }
 
-/// State of a [`Leaky`] neuron: its membrane potential.
-#[derive(Debug, Clone)]
-pub struct LeakyState<const D: usize> {
-    /// Membrane potential.
-    pub mem: Tensor<D>,
-}
-
-impl<const D: usize> LeakyState<D> {
-    /// The resting state (zero membrane) for inputs shaped like `x`.
-    pub fn zeros_like(x: &Tensor<D>) -> Self {
-        Self {
-            mem: x.zeros_like(),
-        }
+neuron_state! {
+    /// State of a [`Leaky`] neuron: its membrane potential.
+    LeakyState {
+        /// Membrane potential.
+        mem,
     }
 }
 
@@ -72,9 +64,10 @@ pub struct Leaky {
     pub record_mem: bool,
 }
 
-impl Leaky {
-    /// One time step.
-    pub fn step<const D: usize>(
+impl Neuron for Leaky {
+    type State<const D: usize> = LeakyState<D>;
+
+    fn step<const D: usize>(
         &self,
         x: Tensor<D>,
         state: LeakyState<D>,
@@ -91,13 +84,27 @@ impl Leaky {
         (spk, LeakyState { mem })
     }
 
+    fn zero_state<const D: usize>(&self, x: &Tensor<D>) -> LeakyState<D> {
+        LeakyState::zeros_like(x)
+    }
+
+    fn records_mem(&self) -> bool {
+        self.record_mem
+    }
+
+    fn named_params(&self) -> Vec<(&'static str, Tensor<1>)> {
+        let mut params = self.firing.named_params();
+        params.push(("beta", self.beta.val()));
+        params
+    }
+
     /// A whole sequence `x[T, ...]`, starting from `state` (zeros when `None`).
     ///
     /// On the Flex CPU backend, with shared constant β, threshold and spike value, a delayed
     /// detached reset, no inhibition and a closed-form surrogate (snnTorch's defaults), this runs
     /// the fused multi-step kernel ([`crate::kernels::leaky`]); otherwise, or with
     /// `NERVE_FUSED=0` in the environment, it steps with tensor ops as [`Leaky::run_reference`].
-    pub fn run<const D: usize>(
+    fn run<const D: usize>(
         &self,
         x: Tensor<D>,
         state: Option<LeakyState<D>>,
@@ -108,29 +115,24 @@ impl Leaky {
             None => self.run_reference(x, Some(state)),
         }
     }
+}
 
-    /// [`Leaky::run`] stepping with tensor ops: the reference the fused kernel is tested against.
+impl Leaky {
+    /// [`Neuron::run`] stepping with tensor ops: the reference the fused kernel is tested against.
     pub fn run_reference<const D: usize>(
         &self,
         x: Tensor<D>,
         state: Option<LeakyState<D>>,
     ) -> NeuronOutput<D, LeakyState<D>> {
-        let state = state.unwrap_or_else(|| LeakyState::zeros_like(&x.clone().narrow(0, 0, 1)));
-        run_steps(
-            x,
-            state,
-            self.record_mem,
-            |x, s| self.step(x, s),
-            |s| s.mem.clone(),
-        )
+        run_steps(self, x, state)
     }
 
-    /// True when [`Leaky::run`] on `x` takes the fused kernel.
+    /// True when [`Neuron::run`] on `x` takes the fused kernel.
     pub fn runs_fused<const D: usize>(&self, x: &Tensor<D>) -> bool {
         self.fused_params(x).is_some()
     }
 
-    /// The kernel's constants when it computes exactly what [`Leaky::step`] would.
+    /// The kernel's constants when it computes exactly what [`Neuron::step`] would.
     fn fused_params<const D: usize>(&self, x: &Tensor<D>) -> Option<LeakyParams> {
         let cfg = &self.firing.config;
         let shared_constant = |p: &Param<Tensor<1>>| p.dims() == [1] && !p.is_require_grad();
@@ -152,7 +154,7 @@ impl Leaky {
             threshold: self.firing.threshold.val().into_scalar::<f32>(),
             graded: self.firing.graded.val().into_scalar::<f32>(),
             reset: cfg.reset,
-            surrogate: SurrogateGrad::of(&cfg.surrogate)?,
+            surrogate: cfg.surrogate.closed_form()?,
             membranes: self.record_mem,
         })
     }

@@ -7,7 +7,7 @@ use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::firing::scalar_param;
-use super::{bcast, run_steps, Firing, FiringConfig, NeuronOutput};
+use super::{bcast, neuron_state, Firing, FiringConfig, Neuron};
 use crate::error::{Error, Result};
 
 /// How spikes are fed back into a recurrent neuron (snnTorch's `all_to_all`, `V`, ...).
@@ -113,6 +113,11 @@ impl Recurrent {
             (None, None) => spk.zeros_like(),
         }
     }
+
+    /// The one-to-one weight as snnTorch names it, `V`; nothing for an all-to-all layer.
+    pub(crate) fn named_params(&self) -> Vec<(&'static str, Tensor<1>)> {
+        self.v.iter().map(|v| ("V", v.val())).collect()
+    }
 }
 
 /// Options of an [`RLeaky`] neuron.
@@ -156,22 +161,13 @@ impl RLeakyConfig {
     }
 }
 
-/// State of an [`RLeaky`] neuron.
-#[derive(Debug, Clone)]
-pub struct RLeakyState<const D: usize> {
-    /// Spikes of the previous step, fed back.
-    pub spk: Tensor<D>,
-    /// Membrane potential.
-    pub mem: Tensor<D>,
-}
-
-impl<const D: usize> RLeakyState<D> {
-    /// The resting state (no spikes, zero membrane) for inputs shaped like `x`.
-    pub fn zeros_like(x: &Tensor<D>) -> Self {
-        Self {
-            spk: x.zeros_like(),
-            mem: x.zeros_like(),
-        }
+neuron_state! {
+    /// State of an [`RLeaky`] neuron.
+    RLeakyState {
+        /// Spikes of the previous step, fed back.
+        spk,
+        /// Membrane potential.
+        mem,
     }
 }
 
@@ -189,9 +185,10 @@ pub struct RLeaky {
     pub record_mem: bool,
 }
 
-impl RLeaky {
-    /// One time step.
-    pub fn step<const D: usize>(
+impl Neuron for RLeaky {
+    type State<const D: usize> = RLeakyState<D>;
+
+    fn step<const D: usize>(
         &self,
         x: Tensor<D>,
         state: RLeakyState<D>,
@@ -206,28 +203,27 @@ impl RLeaky {
         (spk.clone(), RLeakyState { spk, mem })
     }
 
-    /// A whole sequence `x[T, ...]`, starting from `state` (zeros when `None`).
-    pub fn run<const D: usize>(
-        &self,
-        x: Tensor<D>,
-        state: Option<RLeakyState<D>>,
-    ) -> NeuronOutput<D, RLeakyState<D>> {
-        let state = state.unwrap_or_else(|| RLeakyState::zeros_like(&x.clone().narrow(0, 0, 1)));
-        run_steps(
-            x,
-            state,
-            self.record_mem,
-            |x, s| self.step(x, s),
-            |s| s.mem.clone(),
-        )
+    fn zero_state<const D: usize>(&self, x: &Tensor<D>) -> RLeakyState<D> {
+        RLeakyState::zeros_like(x)
+    }
+
+    fn records_mem(&self) -> bool {
+        self.record_mem
+    }
+
+    fn named_params(&self) -> Vec<(&'static str, Tensor<1>)> {
+        let mut params = self.firing.named_params();
+        params.push(("beta", self.beta.val()));
+        params.extend(self.recurrent.named_params());
+        params
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::neurons::to_vec;
     use crate::neurons::Reset;
-    use crate::reference::to_vec;
 
     #[test]
     fn spikes_feed_back_through_v() {

@@ -5,7 +5,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::firing::scalar_param;
-use super::{bcast, run_steps, Firing, FiringConfig, NeuronOutput, Recurrent, RecurrentConfig};
+use super::{bcast, neuron_state, Firing, FiringConfig, Neuron, Recurrent, RecurrentConfig};
 use crate::error::Result;
 
 /// Options of an [`RSynaptic`] neuron.
@@ -56,25 +56,15 @@ impl RSynapticConfig {
     }
 }
 
-/// State of an [`RSynaptic`] neuron.
-#[derive(Debug, Clone)]
-pub struct RSynapticState<const D: usize> {
-    /// Spikes of the previous step, fed back.
-    pub spk: Tensor<D>,
-    /// Synaptic current.
-    pub syn: Tensor<D>,
-    /// Membrane potential.
-    pub mem: Tensor<D>,
-}
-
-impl<const D: usize> RSynapticState<D> {
-    /// The resting state (no spikes, zero current and membrane) for inputs shaped like `x`.
-    pub fn zeros_like(x: &Tensor<D>) -> Self {
-        Self {
-            spk: x.zeros_like(),
-            syn: x.zeros_like(),
-            mem: x.zeros_like(),
-        }
+neuron_state! {
+    /// State of an [`RSynaptic`] neuron.
+    RSynapticState {
+        /// Spikes of the previous step, fed back.
+        spk,
+        /// Synaptic current.
+        syn,
+        /// Membrane potential.
+        mem,
     }
 }
 
@@ -94,9 +84,10 @@ pub struct RSynaptic {
     pub record_mem: bool,
 }
 
-impl RSynaptic {
-    /// One time step.
-    pub fn step<const D: usize>(
+impl Neuron for RSynaptic {
+    type State<const D: usize> = RSynapticState<D>;
+
+    fn step<const D: usize>(
         &self,
         x: Tensor<D>,
         state: RSynapticState<D>,
@@ -113,28 +104,28 @@ impl RSynaptic {
         (spk.clone(), RSynapticState { spk, syn, mem })
     }
 
-    /// A whole sequence `x[T, ...]`, starting from `state` (zeros when `None`).
-    pub fn run<const D: usize>(
-        &self,
-        x: Tensor<D>,
-        state: Option<RSynapticState<D>>,
-    ) -> NeuronOutput<D, RSynapticState<D>> {
-        let state = state.unwrap_or_else(|| RSynapticState::zeros_like(&x.clone().narrow(0, 0, 1)));
-        run_steps(
-            x,
-            state,
-            self.record_mem,
-            |x, s| self.step(x, s),
-            |s| s.mem.clone(),
-        )
+    fn zero_state<const D: usize>(&self, x: &Tensor<D>) -> RSynapticState<D> {
+        RSynapticState::zeros_like(x)
+    }
+
+    fn records_mem(&self) -> bool {
+        self.record_mem
+    }
+
+    fn named_params(&self) -> Vec<(&'static str, Tensor<1>)> {
+        let mut params = self.firing.named_params();
+        params.push(("alpha", self.alpha.val()));
+        params.push(("beta", self.beta.val()));
+        params.extend(self.recurrent.named_params());
+        params
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::neurons::to_vec;
     use crate::neurons::Reset;
-    use crate::reference::to_vec;
 
     #[test]
     fn spikes_join_the_synaptic_current() {

@@ -10,7 +10,7 @@ use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
-use super::{run_steps, Firing, FiringConfig, NeuronOutput, Reset};
+use super::{Firing, FiringConfig, Neuron, NeuronOutput, NeuronState, Reset};
 use crate::error::{Error, Result};
 
 /// Options of an [`SLstm`] neuron.
@@ -88,6 +88,16 @@ pub struct SLstmState<const D: usize> {
     pub mem: Tensor<D>,
 }
 
+impl<const D: usize> NeuronState<D> for SLstmState<D> {
+    fn membrane(&self) -> Tensor<D> {
+        self.mem.clone()
+    }
+
+    fn named_tensors(&self) -> Vec<(&'static str, Tensor<D>)> {
+        vec![("syn", self.syn.clone()), ("mem", self.mem.clone())]
+    }
+}
+
 impl<const D: usize> SLstmState<D> {
     /// The resting state for inputs shaped like `x[..., input_size]`.
     pub fn zeros_for(x: &Tensor<D>, hidden_size: usize) -> Self {
@@ -118,9 +128,11 @@ pub struct SLstm {
     pub record_mem: bool,
 }
 
-impl SLstm {
+impl Neuron for SLstm {
+    type State<const D: usize> = SLstmState<D>;
+
     /// One time step: `x[..., input_size]` to spikes `[..., hidden_size]`.
-    pub fn step<const D: usize>(
+    fn step<const D: usize>(
         &self,
         x: Tensor<D>,
         state: SLstmState<D>,
@@ -142,24 +154,23 @@ impl SLstm {
         (spk, SLstmState { syn, mem })
     }
 
-    /// A whole sequence `x[T, ..., input_size]`, starting from `state` (zeros when `None`).
-    pub fn run<const D: usize>(
-        &self,
-        x: Tensor<D>,
-        state: Option<SLstmState<D>>,
-    ) -> NeuronOutput<D, SLstmState<D>> {
-        let state = state
-            .unwrap_or_else(|| SLstmState::zeros_for(&x.clone().narrow(0, 0, 1), self.hidden_size));
-        run_steps(
-            x,
-            state,
-            self.record_mem,
-            |x, s| self.step(x, s),
-            |s| s.mem.clone(),
-        )
+    /// The resting state, `[..., hidden_size]` for inputs `x[..., input_size]`.
+    fn zero_state<const D: usize>(&self, x: &Tensor<D>) -> SLstmState<D> {
+        SLstmState::zeros_for(x, self.hidden_size)
     }
 
-    /// Like [`SLstm::run`], but checks that `x` has `input_size` features and `state` fits it.
+    fn records_mem(&self) -> bool {
+        self.record_mem
+    }
+
+    /// The threshold and graded-spike factor; the gate layers have no snnTorch scalar name.
+    fn named_params(&self) -> Vec<(&'static str, Tensor<1>)> {
+        self.firing.named_params()
+    }
+}
+
+impl SLstm {
+    /// Like [`Neuron::run`], but checks that `x` has `input_size` features and `state` fits it.
     pub fn try_run<const D: usize>(
         &self,
         x: Tensor<D>,
@@ -195,7 +206,7 @@ impl SLstm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reference::to_vec;
+    use crate::neurons::to_vec;
     use burn::module::Param;
 
     #[test]

@@ -5,7 +5,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
 use super::firing::scalar_param;
-use super::{bcast, run_steps, Firing, FiringConfig, NeuronOutput};
+use super::{bcast, neuron_state, Firing, FiringConfig, Neuron};
 
 /// Options of a [`Synaptic`] neuron.
 #[derive(Debug, Clone)]
@@ -51,22 +51,13 @@ impl SynapticConfig {
     }
 }
 
-/// State of a [`Synaptic`] neuron.
-#[derive(Debug, Clone)]
-pub struct SynapticState<const D: usize> {
-    /// Synaptic current.
-    pub syn: Tensor<D>,
-    /// Membrane potential.
-    pub mem: Tensor<D>,
-}
-
-impl<const D: usize> SynapticState<D> {
-    /// The resting state (zero current and membrane) for inputs shaped like `x`.
-    pub fn zeros_like(x: &Tensor<D>) -> Self {
-        Self {
-            syn: x.zeros_like(),
-            mem: x.zeros_like(),
-        }
+neuron_state! {
+    /// State of a [`Synaptic`] neuron.
+    SynapticState {
+        /// Synaptic current.
+        syn,
+        /// Membrane potential.
+        mem,
     }
 }
 
@@ -84,9 +75,10 @@ pub struct Synaptic {
     pub record_mem: bool,
 }
 
-impl Synaptic {
-    /// One time step.
-    pub fn step<const D: usize>(
+impl Neuron for Synaptic {
+    type State<const D: usize> = SynapticState<D>;
+
+    fn step<const D: usize>(
         &self,
         x: Tensor<D>,
         state: SynapticState<D>,
@@ -103,28 +95,27 @@ impl Synaptic {
         (spk, SynapticState { syn, mem })
     }
 
-    /// A whole sequence `x[T, ...]`, starting from `state` (zeros when `None`).
-    pub fn run<const D: usize>(
-        &self,
-        x: Tensor<D>,
-        state: Option<SynapticState<D>>,
-    ) -> NeuronOutput<D, SynapticState<D>> {
-        let state = state.unwrap_or_else(|| SynapticState::zeros_like(&x.clone().narrow(0, 0, 1)));
-        run_steps(
-            x,
-            state,
-            self.record_mem,
-            |x, s| self.step(x, s),
-            |s| s.mem.clone(),
-        )
+    fn zero_state<const D: usize>(&self, x: &Tensor<D>) -> SynapticState<D> {
+        SynapticState::zeros_like(x)
+    }
+
+    fn records_mem(&self) -> bool {
+        self.record_mem
+    }
+
+    fn named_params(&self) -> Vec<(&'static str, Tensor<1>)> {
+        let mut params = self.firing.named_params();
+        params.push(("alpha", self.alpha.val()));
+        params.push(("beta", self.beta.val()));
+        params
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::neurons::to_vec;
     use crate::neurons::Reset;
-    use crate::reference::to_vec;
 
     #[test]
     fn current_builds_up_before_the_membrane_fires() {

@@ -1,8 +1,9 @@
 //! Replays `nerve-reference-v1` files (vectors recorded from snnTorch) against Nerve.
 //!
-//! Each case is rebuilt with Nerve's own neurons, encoders and losses in float32, and the worst
+//! Each case is rebuilt with Nerve's own neurons (through the [`Neuron`](crate::neurons::Neuron)
+//! trait, so any neuron replays the same way), encoders and losses in float32, and the worst
 //! forward error (absolute) and gradient error (relative to the largest reference magnitude in
-//! that tensor) are compared with the tolerances of the format.
+//! that tensor, with an absolute floor) are compared with the tolerances of the format.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,13 +15,17 @@ mod spikegen;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::neurons::{FiringConfig, Reset};
+use crate::firing::Reset;
+use crate::neurons::FiringConfig;
 use crate::surrogate::Surrogate;
 
 /// Forward tolerance: absolute.
 pub const FORWARD_TOL: f64 = 1e-5;
 /// Gradient tolerance: relative to the largest magnitude of the reference tensor.
 pub const GRAD_TOL: f64 = 1e-4;
+/// Absolute floor of the gradient tolerance: a near-zero gradient (a threshold's, a cancelling
+/// sum of hundreds of terms) is within tolerance when it is this close, whatever its scale.
+pub const GRAD_FLOOR: f64 = 1e-6;
 
 /// A tensor of the reference file: shape and row-major values.
 #[derive(Debug, Clone)]
@@ -188,7 +193,10 @@ pub struct CaseReport {
     pub label: String,
     /// Worst absolute forward error, and in which tensor.
     pub forward: (f64, String),
-    /// Worst relative gradient error, and in which tensor (0 when the case has no gradients).
+    /// Worst relative gradient error, and in which tensor (0 when the case has no gradients):
+    /// the largest absolute difference over the tensor's largest reference magnitude, or over
+    /// `GRAD_FLOOR / GRAD_TOL` when that is larger, so it is within `GRAD_TOL` exactly when the
+    /// difference is within `GRAD_TOL` relative or `GRAD_FLOOR` absolute.
     pub grad: (f64, String),
     /// Spikes that differ from the reference.
     pub spike_flips: usize,
@@ -248,12 +256,7 @@ impl Comparer {
     ) -> Result<()> {
         let got = got.ok_or_else(|| Error::invalid(name, "no gradient was computed"))?;
         check_len(name, got.len(), want)?;
-        let scale = want
-            .data
-            .iter()
-            .fold(0.0f64, |m, v| m.max(v.abs()))
-            .max(1e-12);
-        let err = max_abs_diff(&got, &want.data) / scale;
+        let err = grad_error(&got, &want.data);
         if err > self.grad.0 || self.grad.1.is_empty() {
             self.grad = (err.max(self.grad.0), name.to_string());
         }
@@ -270,6 +273,15 @@ fn check_len(name: &str, got: usize, want: &RefTensor) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// The gradient error of `got` against `want`, as [`CaseReport::grad`] defines it.
+fn grad_error(got: &[f64], want: &[f64]) -> f64 {
+    let scale = want
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.abs()))
+        .max(GRAD_FLOOR / GRAD_TOL);
+    max_abs_diff(got, want) / scale
 }
 
 fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
@@ -362,4 +374,43 @@ pub fn firing_of(case: &RefCase) -> Result<FiringConfig> {
         inhibition: case.param_bool("inhibition", false),
         detach_reset: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(data: &[f64]) -> RefTensor {
+        RefTensor {
+            shape: vec![data.len()],
+            data: data.to_vec(),
+        }
+    }
+
+    fn worst_grad_error(got: &[f64], want: &[f64]) -> f64 {
+        let mut cmp = Comparer::default();
+        cmp.grad("grad threshold", Some(got.to_vec()), &reference(want))
+            .unwrap();
+        cmp.grad.0
+    }
+
+    #[test]
+    fn a_near_zero_gradient_within_the_absolute_floor_passes() {
+        // 5e-7 off a gradient of magnitude 2e-7: 2.5 relative, but within the 1e-6 floor.
+        let err = worst_grad_error(&[6e-7, -2e-7], &[1e-7, -2e-7]);
+        assert!(err <= GRAD_TOL, "{err:e}");
+    }
+
+    #[test]
+    fn a_near_zero_gradient_beyond_the_absolute_floor_fails() {
+        let err = worst_grad_error(&[2.1e-6, -2e-7], &[1e-7, -2e-7]);
+        assert!(err > GRAD_TOL, "{err:e}");
+    }
+
+    #[test]
+    fn a_large_gradient_is_judged_relative_to_its_scale() {
+        // 5e-3 off a scale of 100 is 5e-5 relative; 2e-2 off is 2e-4.
+        assert!(worst_grad_error(&[100.005, 1.0], &[100.0, 1.0]) <= GRAD_TOL);
+        assert!(worst_grad_error(&[100.0, 1.02], &[100.0, 1.0]) > GRAD_TOL);
+    }
 }
