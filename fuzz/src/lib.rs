@@ -1,4 +1,5 @@
-//! What the fuzz targets check, and the seed inputs they start from.
+//! What the fuzz targets check, and the seed inputs they start from: event files here, IDX
+//! data sets, checkpoints, model directories and tokenizers in [`loaders`].
 //!
 //! Every target feeds arbitrary bytes to one reader and requires that it returns (never
 //! panics, never reads out of bounds: cargo-fuzz builds with AddressSanitizer and debug
@@ -9,8 +10,12 @@
 //! and MAT, by hand). Each target's `init` writes them into `fuzz/corpus/<target>/` (the
 //! default corpus directory of `cargo fuzz run`), so nothing binary is committed.
 
+pub mod loaders;
+
 use std::io::Write;
 use std::path::Path;
+
+pub use loaders::{checkpoint, hf_checkpoint, idx, tokenizer};
 
 use nerve::data::events::{
     encode_aedat4, encode_nmnist, encode_prophesee, parse_aedat, parse_aedat4, parse_events,
@@ -205,6 +210,13 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
         "aedat" => &["aedat2", "aedat3", "aedat4-none", "aedat4-lz4"],
         _ => &[],
     };
+    match target {
+        "idx" => return loaders::idx_seeds(),
+        "checkpoint" => return loaders::checkpoint_seeds(),
+        "hf_checkpoint" => return loaders::hf_seeds(),
+        "tokenizer" => return loaders::tokenizer_seeds(),
+        _ => {}
+    }
     if target == "events_auto" {
         // Each file behind every name selector, so detection by extension and by content
         // both start from valid inputs.

@@ -6,7 +6,10 @@ use clap::{Args, Subcommand};
 use nerve::data::events::emulator::{Emulator, EmulatorConfig};
 use nerve::data::events::saccade::{write_emulated_nmnist, SaccadeConfig};
 use nerve::data::events::video::read_video;
-use nerve::data::events::{read_events, write_nmnist, write_prophesee, Events};
+use nerve::data::events::{
+    aedat, parse_aedat4_header, parse_events, prophesee, write_nmnist, write_prophesee,
+    EventFormat, Events,
+};
 use nerve::data::mnist::{load_dataset, load_embedded_mnist};
 use nerve::{Error, Result};
 
@@ -127,15 +130,13 @@ pub fn run(cmd: EventsCommand) -> Result<()> {
 }
 
 fn info(file: &Path) -> Result<()> {
-    let (format, events) = read_events(file)?;
+    let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
+    let (format, events) = parse_events(&bytes, file)?;
     let (on, off) = events.polarity_counts();
     println!("file: {}", file.display());
     println!("format: {format:?}");
     println!("events: {}", events.len());
-    println!(
-        "sensor: {} x {} (width x height)",
-        events.sensor.0, events.sensor.1
-    );
+    println!("sensor: {}", describe_sensor(format, &bytes, &events));
     match events.time_span() {
         Some((first, last)) => println!(
             "time span: {first} .. {last} us ({:.6} s)",
@@ -145,6 +146,47 @@ fn info(file: &Path) -> Result<()> {
     }
     println!("polarity: {on} on, {off} off");
     Ok(())
+}
+
+/// The sensor size of `events` and, where the file does not state it, where it came from:
+/// a size the reader had to infer from the events' span, a chip's or an assumed one is said
+/// to be so, and a size nobody knows is called unknown.
+fn describe_sensor(format: EventFormat, bytes: &[u8], events: &Events) -> String {
+    let (w, h) = events.sensor;
+    let size = format!("{w} x {h} (width x height)");
+    let inferred = |missing: &str| {
+        if events.is_empty() {
+            format!("unknown (the header gives no {missing}, and there are no events)")
+        } else {
+            format!("unknown (the header gives no {missing}); the events span {size}")
+        }
+    };
+    match format {
+        EventFormat::PropheseeDat if prophesee::header_sensor(bytes).is_none() => {
+            inferred("Width/Height")
+        }
+        EventFormat::Aedat3 if aedat::aedat3_header_sensor(bytes).is_none() => {
+            inferred("sizeX/sizeY")
+        }
+        EventFormat::Aedat4 => {
+            let declared = parse_aedat4_header(bytes, Path::new(""))
+                .ok()
+                .and_then(|h| h.streams.into_iter().find(|s| s.type_id == "EVTS"))
+                .and_then(|s| s.size);
+            match declared {
+                Some(_) => size,
+                None => inferred("sizeX/sizeY for the event stream"),
+            }
+        }
+        EventFormat::Aedat2 => match aedat::aedat2_chip(bytes) {
+            Some(chip) if aedat::chip_sensor(&chip).is_some() => {
+                format!("{size}, from the header's AEChip {chip}")
+            }
+            Some(chip) => format!("unknown (AEChip {chip} is not a chip this reader knows)"),
+            None => format!("{size}, assumed: no AEChip header line, read as a DVS128"),
+        },
+        _ => size,
+    }
 }
 
 fn from_video(input: &Path, output: &Path, fps: Option<f64>, cfg: EmulatorConfig) -> Result<()> {

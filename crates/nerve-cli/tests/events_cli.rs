@@ -53,6 +53,52 @@ fn info_reads_the_shared_nmnist_sample() {
     );
 }
 
+/// `nerve events info` on a shared sample, or `None` (after saying so) when it is absent.
+fn info_of_sample(name: &str) -> Option<String> {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/events")
+        .join(name);
+    if !sample.exists() {
+        println!("skipping: {} is absent", sample.display());
+        return None;
+    }
+    let s = Scratch::new(&format!("events-{name}"));
+    Some(expect_success(&nerve(
+        s.path(),
+        &["events", "info", sample.to_str().unwrap()],
+    )))
+}
+
+#[test]
+fn info_takes_the_aedat_sensor_from_the_header_chip() {
+    let Some(out) = info_of_sample("sample_aedat_header.aedat") else {
+        return;
+    };
+    assert!(
+        out.contains("format: Aedat2")
+            && out.contains("events: 0")
+            && out.contains("sensor: 346 x 260 (width x height), from the header's AEChip")
+            && out.contains("Davis346red")
+            && !out.contains("128 x 128"),
+        "{out}"
+    );
+}
+
+#[test]
+fn info_says_the_ncars_sensor_size_is_not_in_the_header() {
+    let Some(out) = info_of_sample("sample_ncars.dat") else {
+        return;
+    };
+    assert!(
+        out.contains("events: 2009")
+            && out.contains(
+                "sensor: unknown (the header gives no Width/Height); \
+                 the events span 78 x 42 (width x height)"
+            ),
+        "{out}"
+    );
+}
+
 /// Writes an 8-bit grayscale PNG.
 fn write_png(path: &std::path::Path, w: u32, h: u32, pixels: &[u8]) {
     let file = std::fs::File::create(path).unwrap();

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use nerve::data::events::{
-    parse_nmnist, parse_prophesee, read_events, read_nmnist, read_prophesee, write_nmnist,
-    EventFormat, Events,
+    aedat, encode_prophesee, parse_aedat, parse_nmnist, parse_prophesee, prophesee, read_events,
+    read_nmnist, read_prophesee, write_nmnist, EventFormat, Events,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -42,10 +42,14 @@ fn ncars_sample_reads_with_expected_counts() {
     let ev = read_prophesee(dir.join("sample_ncars.dat")).unwrap();
     // Numbers cross-checked once by hand with an independent Python (struct.unpack) parse:
     // 2009 records after a 91-byte header and the type/size bytes (0, 8); x in 0..=77,
-    // y in 0..=41, so with no Width/Height in the header the sensor is 78 wide, 42 high
-    // (not the 34x40 the shared README claims); t in 0..=99952 µs; 1350 ON events.
+    // y in 0..=41, so with no Width/Height in the header the reader reports the events'
+    // span, 78 wide and 42 high, as the sensor (the shared README says the same: no size in
+    // the header, events spanning 78 x 42); t in 0..=99952 µs; 1350 ON events.
     assert_eq!(ev.len(), 2009);
     assert_eq!(ev.sensor, (78, 42));
+    // The header itself declares no size, which callers can tell from a declared one.
+    let bytes = std::fs::read(dir.join("sample_ncars.dat")).unwrap();
+    assert_eq!(prophesee::header_sensor(&bytes), None);
     assert_eq!(ev.time_span(), Some((0, 99_952)));
     assert_eq!(ev.polarity_counts(), (1350, 659));
     // The first record: t = 0, data 0x00020019 -> x 25, y 8, OFF.
@@ -89,6 +93,61 @@ fn prophesee_header_size_is_used_and_enforced() {
         err.contains("outside.dat") && err.contains("outside"),
         "{err}"
     );
+}
+
+#[test]
+fn prophesee_header_sensor_is_told_apart_from_the_event_span() {
+    let ev = Events::new(vec![1, 4], vec![2, 0], vec![0, 9], vec![1, -1], (120, 100)).unwrap();
+    let declared = encode_prophesee(&ev).unwrap();
+    assert_eq!(prophesee::header_sensor(&declared), Some((120, 100)));
+    // The same events under a header without Width/Height: the span stands in for the size.
+    let at = declared.windows(2).position(|w| w == [0, 8]).unwrap();
+    let mut bare = b"% Data file containing CD events.\n% Version 2\n".to_vec();
+    bare.extend_from_slice(&declared[at..]);
+    assert_eq!(prophesee::header_sensor(&bare), None);
+    let read = parse_prophesee(&bare, Path::new("bare.dat")).unwrap();
+    assert_eq!(read.sensor, (5, 3));
+}
+
+#[test]
+fn aedat2_sensor_comes_from_the_header_chip() {
+    for (chip, size) in [
+        ("eu.seebetter.ini.chips.davis.Davis346red", Some((346, 260))),
+        ("eu.seebetter.ini.chips.davis.Davis346B", Some((346, 260))),
+        ("eu.seebetter.ini.chips.davis.DAVIS240C", Some((240, 180))),
+        ("eu.seebetter.ini.chips.davis.Davis640", Some((640, 480))),
+        ("ch.unizh.ini.jaer.chip.retina.DVS128", Some((128, 128))),
+        ("DVS128", Some((128, 128))),
+        ("eu.seebetter.ini.chips.davis.Davis208PixelParade", None),
+    ] {
+        assert_eq!(aedat::chip_sensor(chip), size, "{chip}");
+        let bytes = format!("#!AER-DAT2.0\r\n# AEChip: {chip}\r\n").into_bytes();
+        assert_eq!(aedat::aedat2_chip(&bytes).as_deref(), Some(chip));
+        let ev = parse_aedat(&bytes, Path::new("empty.aedat")).unwrap();
+        // Without events an unknown chip leaves the size unknown: 0 x 0.
+        assert_eq!(ev.sensor, size.unwrap_or((0, 0)), "{chip}");
+    }
+    // No AEChip line: the events are decoded, and sized, as a DVS128's.
+    let bytes = b"#!AER-DAT2.0\r\n\x00\x00\x01\x01\x00\x00\x00\x05".to_vec();
+    assert_eq!(aedat::aedat2_chip(&bytes), None);
+    assert_eq!(
+        parse_aedat(&bytes, Path::new("a.aedat")).unwrap().sensor,
+        (128, 128)
+    );
+}
+
+#[test]
+fn aedat_header_sample_takes_its_sensor_from_the_davis346_chip() {
+    let Some(dir) = samples() else { return };
+    let bytes = std::fs::read(dir.join("sample_aedat_header.aedat")).unwrap();
+    assert_eq!(
+        aedat::aedat2_chip(&bytes).as_deref(),
+        Some("eu.seebetter.ini.chips.davis.Davis346red")
+    );
+    let (format, ev) = read_events(dir.join("sample_aedat_header.aedat")).unwrap();
+    assert_eq!(format, EventFormat::Aedat2);
+    assert!(ev.is_empty());
+    assert_eq!(ev.sensor, (346, 260));
 }
 
 #[test]

@@ -184,7 +184,8 @@ fn aedat_header_sample_holds_no_events() {
     let (format, ev) = read_events(&path).unwrap();
     assert_eq!(format, EventFormat::Aedat2);
     assert!(ev.is_empty());
-    assert_eq!(ev.sensor, DVS128_SENSOR);
+    // The size of the chip its AEChip line names (DAVIS346), not the DVS128 decoding layout.
+    assert_eq!(ev.sensor, (346, 260));
     // With one record appended the Davis346 address layout is refused, not misdecoded.
     let tmp = tempfile::tempdir().unwrap();
     let mut more = bytes.clone();

@@ -76,8 +76,29 @@ impl Tokenizer {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             ));
         }
-        let tok = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| Error::format(path, format!("not a Hugging Face tokenizer.json: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bad = |e: &dyn std::fmt::Display| {
+            Error::format(path, format!("not a Hugging Face tokenizer.json: {e}"))
+        };
+        // The tokenizers crate panics (an `expect` in its decoder deserializer) on some JSON
+        // syntax errors, so the syntax is checked here first.
+        serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(|e| bad(&e))?;
+        let tok: tokenizers::Tokenizer = text.parse().map_err(|e| bad(&e))?;
+        // The crate accepts two tokens under one id, but decodes only one of them and saves
+        // a file it cannot read back; such a vocabulary is corrupt.
+        let mut by_id: HashMap<u32, String> = HashMap::new();
+        for (token, id) in tok.get_vocab(false) {
+            if let Some(other) = by_id.insert(id, token.clone()) {
+                let (a, b) = if other < token {
+                    (other, token)
+                } else {
+                    (token, other)
+                };
+                return Err(bad(&format!(
+                    "tokens {a:?} and {b:?} share the id {id} in the model's vocabulary"
+                )));
+            }
+        }
         Ok(Tokenizer::HuggingFace(Box::new(tok)))
     }
 
@@ -307,6 +328,14 @@ mod tests {
         assert_eq!(
             tok.encode("to be or not to be").unwrap(),
             [1, 2, 3, 4, 1, 2]
+        );
+        let shared_id = json.replace(r#""not":4"#, r#""not":3"#);
+        std::fs::write(dir.path().join(HF_FILE), shared_id).unwrap();
+        let err = Tokenizer::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("tokenizer.json")
+                && err.contains(r#"tokens "not" and "or" share the id 3"#),
+            "{err}"
         );
         std::fs::write(dir.path().join(HF_FILE), "{ not json").unwrap();
         let err = Tokenizer::load_dir(dir.path()).unwrap_err().to_string();

@@ -6,7 +6,9 @@
 //!   as a **DVS128** camera (128×128): `x = 127 - ((a >> 1) & 0x7F)`, `y = (a >> 8) & 0x7F`,
 //!   polarity `a & 1` (1 = ON). DAVIS cameras use other address layouts, so a file whose
 //!   `# AEChip:` header line names a chip other than the DVS128 is refused when it holds
-//!   events rather than decoded wrongly.
+//!   events rather than decoded wrongly. The sensor size is the chip's ([`chip_sensor`]:
+//!   DVS128, DAVIS240, DAVIS346, DAVIS640), 0×0 (unknown) for a chip not in that list, and
+//!   the DVS128's when there is no `AEChip` line.
 //! - **AEDAT 3.1**: header lines until `#!END-HEADER`, then packets, each a 28-byte
 //!   little-endian header (u16 type, u16 source, u32 event size, u32 timestamp offset, u32
 //!   timestamp overflow, u32 capacity, u32 number, u32 valid) and `size · capacity` bytes of
@@ -19,8 +21,17 @@ use std::path::Path;
 use super::{EventFormat, Events};
 use crate::error::{Error, Result};
 
-/// DVS128 sensor size, used for every AEDAT 2.0 file.
+/// DVS128 sensor size, that of every AEDAT 2.0 file with events.
 pub const DVS128_SENSOR: (u16, u16) = (128, 128);
+
+/// Sensor sizes of the DAVIS chip classes an `AEChip` line may name, by the start of the class
+/// name (lower case), as jAER's `DAVIS240BaseCamera`, `Davis346BaseCamera` and `Davis640`
+/// classes define them.
+const DAVIS_SENSORS: [(&str, (u16, u16)); 3] = [
+    ("davis240", (240, 180)),
+    ("davis346", (346, 260)),
+    ("davis640", (640, 480)),
+];
 
 /// Bytes of an AEDAT 3.1 packet header.
 const PACKET_HEADER: usize = 28;
@@ -115,18 +126,17 @@ pub fn parse_aedat2(bytes: &[u8], path: &Path) -> Result<Events> {
             ),
         ));
     }
-    let chip = lines
-        .iter()
-        .find_map(|l| l.trim_start().strip_prefix("AEChip:"))
-        .map(str::trim);
-    if let Some(chip) = chip {
-        if !body.is_empty() && !chip.to_ascii_lowercase().contains("dvs128") {
+    let chip = chip_line(&lines);
+    let sensor = match chip {
+        Some(chip) if !body.is_empty() && !is_dvs128(chip) => {
             return Err(Error::format(
                 path,
                 format!("AEDAT 2.0 from chip '{chip}': only DVS128 addresses are supported"),
             ));
         }
-    }
+        Some(chip) if body.is_empty() => chip_sensor(chip).unwrap_or((0, 0)),
+        _ => DVS128_SENSOR,
+    };
     let n = body.len() / 8;
     let (mut x, mut y, mut t, mut p) = (
         Vec::with_capacity(n),
@@ -142,7 +152,64 @@ pub fn parse_aedat2(bytes: &[u8], path: &Path) -> Result<Events> {
         t.push(i64::from(ts));
         p.push(if addr & 1 == 1 { 1 } else { -1 });
     }
-    Events::new(x, y, t, p, DVS128_SENSOR).map_err(|e| Error::format(path, e.to_string()))
+    Events::new(x, y, t, p, sensor).map_err(|e| Error::format(path, e.to_string()))
+}
+
+/// The value of the first `AEChip:` header line, trimmed.
+fn chip_line(lines: &[String]) -> Option<&str> {
+    lines
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix("AEChip:"))
+        .map(str::trim)
+}
+
+/// Whether an `AEChip` value names a DVS128, the one address layout this reader decodes.
+fn is_dvs128(chip: &str) -> bool {
+    chip.to_ascii_lowercase().contains("dvs128")
+}
+
+/// The chip named by an AEDAT 2.0 file's `# AEChip:` header line (e.g.
+/// `eu.seebetter.ini.chips.davis.Davis346red`), or `None` without one or for another format.
+pub fn aedat2_chip(bytes: &[u8]) -> Option<String> {
+    if !bytes.starts_with(b"#!AER-DAT2.0") {
+        return None;
+    }
+    let (lines, _) = header(bytes, Path::new(""), None).ok()?;
+    chip_line(&lines).map(str::to_string)
+}
+
+/// The sensor size `(width, height)` of a jAER chip class, full (`ch.unizh.ini.jaer.chip.
+/// retina.DVS128`) or short (`Davis346red`): DVS128 128×128, DAVIS240A/B/C 240×180, every
+/// DAVIS346 variant 346×260, DAVIS640 640×480; `None` for other chips.
+pub fn chip_sensor(chip: &str) -> Option<(u16, u16)> {
+    if is_dvs128(chip) {
+        return Some(DVS128_SENSOR);
+    }
+    let name = chip.split_whitespace().next().unwrap_or_default();
+    let class = name
+        .rsplit('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    DAVIS_SENSORS
+        .iter()
+        .find(|(prefix, _)| class.starts_with(prefix))
+        .map(|&(_, size)| size)
+}
+
+/// The sensor size an AEDAT 3.1 header declares (`sizeX` and `sizeY`), or `None` when it
+/// gives none (the reader then uses the span of the events) or for another format.
+pub fn aedat3_header_sensor(bytes: &[u8]) -> Option<(u16, u16)> {
+    if !bytes.starts_with(b"#!AER-DAT3.1") {
+        return None;
+    }
+    let (lines, _) = header(bytes, Path::new(""), Some("!END-HEADER")).ok()?;
+    declared_size(&lines)
+}
+
+/// `sizeX` and `sizeY` from AEDAT 3.1 header lines, when both are present.
+fn declared_size(lines: &[String]) -> Option<(u16, u16)> {
+    header_number(lines, "sizex").zip(header_number(lines, "sizey"))
 }
 
 /// The first number after `key` (case-insensitive) on any header line, e.g. `sizeX` in
@@ -166,7 +233,7 @@ fn header_number(lines: &[String], key: &str) -> Option<u16> {
 /// from the largest coordinates seen plus one.
 pub fn parse_aedat3(bytes: &[u8], path: &Path) -> Result<Events> {
     let (lines, mut pos) = header(bytes, path, Some("!END-HEADER"))?;
-    let declared = header_number(&lines, "sizex").zip(header_number(&lines, "sizey"));
+    let declared = declared_size(&lines);
     let (mut x, mut y, mut t, mut p) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let u32_at = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     while pos < bytes.len() {

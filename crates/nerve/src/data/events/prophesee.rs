@@ -22,33 +22,12 @@ pub fn read_prophesee(path: impl AsRef<Path>) -> Result<Events> {
 
 /// Decodes Prophesee `.dat` bytes; `path` only names the source in errors.
 ///
-/// The sensor size comes from the header's `Width`/`Height` when both are present, otherwise
-/// from the largest coordinates seen plus one (N-CARS headers carry no size).
+/// The sensor size comes from the header's `Width`/`Height` when both are present. Without
+/// them (N-CARS headers carry no size) the true sensor size is unknown and the events' span,
+/// the largest coordinates seen plus one, stands in for it; [`header_sensor`] tells the two
+/// cases apart.
 pub fn parse_prophesee(bytes: &[u8], path: &Path) -> Result<Events> {
-    let mut pos = 0;
-    let (mut width, mut height) = (None, None);
-    while bytes.get(pos) == Some(&b'%') {
-        let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else {
-            return Err(Error::format(
-                path,
-                "truncated header: no newline after '%' line",
-            ));
-        };
-        let line = String::from_utf8_lossy(&bytes[pos + 1..pos + nl]);
-        let mut words = line.split_whitespace();
-        let key = words.next();
-        if matches!(key, Some("Width") | Some("Height")) {
-            let value: u16 = words.next().and_then(|v| v.parse().ok()).ok_or_else(|| {
-                Error::format(path, format!("bad header line '%{}'", line.trim_end()))
-            })?;
-            if key == Some("Width") {
-                width = Some(value);
-            } else {
-                height = Some(value);
-            }
-        }
-        pos += nl + 1;
-    }
+    let (width, height, pos) = parse_header(bytes, path)?;
     let Some(&[_event_type, event_size]) = bytes.get(pos..pos + 2) else {
         return Err(Error::format(
             path,
@@ -95,10 +74,48 @@ pub fn parse_prophesee(bytes: &[u8], path: &Path) -> Result<Events> {
         t.push(i64::from(ts));
         p.push(if pol == 1 { 1 } else { -1 });
     }
-    // Coordinates are at most 0x3fff, so max + 1 always fits in u16.
+    // Coordinates are at most 0x3fff, so max + 1 always fits in u16. A missing dimension
+    // falls back to the span of the events (see the doc comment).
     let w = width.unwrap_or_else(|| x.iter().max().map_or(0, |m| m + 1));
     let h = height.unwrap_or_else(|| y.iter().max().map_or(0, |m| m + 1));
     Events::new(x, y, t, p, (w, h)).map_err(|e| Error::format(path, e.to_string()))
+}
+
+/// The sensor size `(width, height)` a `.dat` header declares, or `None` when it lacks
+/// `Width` or `Height` (or is not a valid header), in which case [`parse_prophesee`] reports
+/// the span of the events instead.
+pub fn header_sensor(bytes: &[u8]) -> Option<(u16, u16)> {
+    let (width, height, _) = parse_header(bytes, Path::new("")).ok()?;
+    width.zip(height)
+}
+
+/// Reads the `%` header lines: the declared width and height, and the offset after them.
+fn parse_header(bytes: &[u8], path: &Path) -> Result<(Option<u16>, Option<u16>, usize)> {
+    let mut pos = 0;
+    let (mut width, mut height) = (None, None);
+    while bytes.get(pos) == Some(&b'%') {
+        let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else {
+            return Err(Error::format(
+                path,
+                "truncated header: no newline after '%' line",
+            ));
+        };
+        let line = String::from_utf8_lossy(&bytes[pos + 1..pos + nl]);
+        let mut words = line.split_whitespace();
+        let key = words.next();
+        if matches!(key, Some("Width") | Some("Height")) {
+            let value: u16 = words.next().and_then(|v| v.parse().ok()).ok_or_else(|| {
+                Error::format(path, format!("bad header line '%{}'", line.trim_end()))
+            })?;
+            if key == Some("Width") {
+                width = Some(value);
+            } else {
+                height = Some(value);
+            }
+        }
+        pos += nl + 1;
+    }
+    Ok((width, height, pos))
 }
 
 /// Encodes events as a Prophesee `.dat` file with the sensor size in its header, so any

@@ -133,6 +133,28 @@ impl MmFreeConfig {
                 format!("expected '{MODEL_TYPE}', found '{}'", self.model_type),
             );
         }
+        // intermediate() and the tensor shapes multiply these sizes; a product that overflows
+        // describes no model (found by fuzzing config.json: it panicked in debug builds).
+        let glu = match self.intermediate_size {
+            Some(i) => Some(i),
+            None => self
+                .hidden_size
+                .checked_mul(self.hidden_ratio)
+                .and_then(|n| n.checked_mul(2))
+                .and_then(|n| (n / 3).div_ceil(256).checked_mul(256)),
+        };
+        let fits = glu
+            .and_then(|i| i.checked_mul(2))
+            .and_then(|i2| i2.checked_mul(self.hidden_size))
+            .zip(self.vocab_size.checked_mul(self.hidden_size))
+            .is_some();
+        if !fits {
+            let key = match self.intermediate_size {
+                Some(_) => "intermediate_size",
+                None => "hidden_ratio",
+            };
+            return bad(key, "the tensor sizes it implies overflow".into());
+        }
         for (key, v) in [
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
@@ -237,6 +259,19 @@ mod tests {
             c.torch_dtype = Some("bfloat16".into());
             c
         });
+        std::fs::write(
+            &p,
+            json.replace(
+                r#""hidden_ratio":4"#,
+                r#""hidden_ratio":18446744073709551615"#,
+            ),
+        )
+        .unwrap();
+        let err = MmFreeConfig::load(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("hidden_ratio") && err.contains("overflow"),
+            "{err}"
+        );
         std::fs::write(&p, json.replace("hgrn_bit", "llama")).unwrap();
         let err = MmFreeConfig::load(&p).unwrap_err().to_string();
         assert!(err.contains("model_type is 'llama'"), "{err}");
