@@ -16,7 +16,7 @@ use nerve::models::mmfree::{
 use nerve::models::spikegpt::SpikeGptConfig;
 use nerve::text::tokenizer::{CHARS_FILE, HF_FILE};
 use nerve::text::Tokenizer;
-use nerve::train::checkpoint::{self, CheckpointMeta};
+use nerve::store::checkpoint::{self, CheckpointMeta};
 
 use crate::check_err;
 

@@ -11,8 +11,8 @@ use nerve::data::{encode_idx, parse_idx, IdxArray};
 use nerve::layers::TimeLinear;
 use nerve::models::mmfree::{load_dir, save_dir, MmFreeConfig, MmFreeWeights, SaveDtype};
 use nerve::models::spikegpt::SpikeGptConfig;
+use nerve::store::checkpoint::{self, CheckpointMeta};
 use nerve::text::Tokenizer;
-use nerve::train::checkpoint::{self, CheckpointMeta};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
