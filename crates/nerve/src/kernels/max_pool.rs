@@ -5,7 +5,7 @@
 //! its backward scatters through those; here the winner is one byte (its offset inside the
 //! window), the backward writes each input plane once, and both passes run one task per band
 //! of planes. Ties and NaN go as in Burn: the first maximum in row-major window order wins, and
-//! a NaN replaces the current winner. `tests/max_pool.rs` checks values and gradients against
+//! a NaN replaces the current winner. `tests/kernels/max_pool.rs` checks values and gradients against
 //! Burn's `max_pool2d`.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;

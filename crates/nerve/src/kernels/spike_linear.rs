@@ -7,7 +7,7 @@
 //! gradient `g·Wᵀ` is dense either way and is computed only when the input needs it (a data
 //! layer's input does not). Which path runs is chosen per call from the measured density of
 //! `x`; [`SpikeLinearMode`] forces one for tests and benchmarks. The dense path is Burn's own
-//! matmul, so both are checked against each other (`tests/spike_linear.rs`).
+//! matmul, so both are checked against each other (`tests/kernels/spike_linear.rs`).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

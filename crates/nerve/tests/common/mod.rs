@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+pub mod fuzz;
+
+use std::path::{Path, PathBuf};
 
 /// The project's `shared/` folder (beside the clone), or `None` with a printed reason.
 pub fn shared_dir() -> Option<PathBuf> {
@@ -14,4 +16,22 @@ pub fn shared_dir() -> Option<PathBuf> {
     }
     eprintln!("skipping: no shared/ folder found above {}", here.display());
     None
+}
+
+/// `shared/data/events/` (the event-camera samples), or `None` with a printed reason.
+pub fn event_samples() -> Option<PathBuf> {
+    let dir = shared_dir()?.join("data/events");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: {} not found", dir.display());
+        None
+    }
+}
+
+/// Writes `bytes` to `dir/name` and returns the path.
+pub fn put(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
 }

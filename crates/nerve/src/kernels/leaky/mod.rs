@@ -4,7 +4,7 @@
 //! The reference is [`Leaky`](crate::neurons::Leaky)'s `step` run step by step with tensor ops
 //! ([`Leaky::run_reference`](crate::neurons::Leaky::run_reference), what its `run` does when
 //! the kernel does not apply);
-//! `tests/fused_leaky.rs` checks spikes, membranes and gradients against it. Per step the
+//! `tests/kernels/fused_leaky.rs` checks spikes, membranes and gradients against it. Per step the
 //! reference launches about ten tensor ops, each with its own allocation and, under autodiff, its
 //! own graph node, and slicing `x[t]` makes the backward write a full-size zero tensor per step;
 //! the fused kernel is one op (a graph node per output) for all `T` steps.

@@ -15,7 +15,7 @@
 //! Burn's transposed convolution.
 //!
 //! The dense path is Burn's convolution; which path runs is chosen per call from the measured
-//! density, and `tests/spike_conv.rs` checks both against each other in outputs and in all
+//! density, and `tests/kernels/spike_conv.rs` checks both against each other in outputs and in all
 //! three gradients.
 
 mod input_grad;

@@ -1,28 +1,21 @@
 //! Event-camera readers: the shared sample files, corrupted copies, and a no-panic fuzz loop.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nerve::data::events::{
     aedat, encode_prophesee, parse_aedat, parse_nmnist, parse_prophesee, prophesee, read_events,
     read_nmnist, read_prophesee, write_nmnist, EventFormat, Events,
 };
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
+
+use crate::common::fuzz::{noise, overwrite, truncate, Tally};
+use crate::common::{event_samples, put};
 
 /// The shared sample directory, or `None` (after saying so) when this checkout lacks it.
-fn samples() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/events");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("skipping: {} not found", dir.display());
-        None
-    }
-}
-
 #[test]
 fn nmnist_sample_reads_with_expected_counts() {
-    let Some(dir) = samples() else { return };
+    let Some(dir) = event_samples() else { return };
     let ev = read_nmnist(dir.join("sample_nmnist.bin")).unwrap();
     assert_eq!(ev.len(), 4325);
     assert_eq!(ev.sensor, (34, 34));
@@ -38,7 +31,7 @@ fn nmnist_sample_reads_with_expected_counts() {
 
 #[test]
 fn ncars_sample_reads_with_expected_counts() {
-    let Some(dir) = samples() else { return };
+    let Some(dir) = event_samples() else { return };
     let ev = read_prophesee(dir.join("sample_ncars.dat")).unwrap();
     // Numbers cross-checked once by hand with an independent Python (struct.unpack) parse:
     // 2009 records after a 91-byte header and the type/size bytes (0, 8); x in 0..=77,
@@ -138,7 +131,7 @@ fn aedat2_sensor_comes_from_the_header_chip() {
 
 #[test]
 fn aedat_header_sample_takes_its_sensor_from_the_davis346_chip() {
-    let Some(dir) = samples() else { return };
+    let Some(dir) = event_samples() else { return };
     let bytes = std::fs::read(dir.join("sample_aedat_header.aedat")).unwrap();
     assert_eq!(
         aedat::aedat2_chip(&bytes).as_deref(),
@@ -185,12 +178,6 @@ fn events_constructor_validates() {
 }
 
 /// Writes `bytes` to `name` in `dir` and returns the path.
-fn put(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
 #[test]
 fn truncated_and_corrupted_files_are_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -249,7 +236,7 @@ fn truncated_and_corrupted_files_are_refused_naming_the_file() {
     assert!(err.contains("absent.bin"), "{err}");
 
     // Truncated copies of the real samples.
-    if let Some(samples) = samples() {
+    if let Some(samples) = event_samples() {
         let nm = std::fs::read(samples.join("sample_nmnist.bin")).unwrap();
         let p = put(dir.path(), "nm_cut.bin", &nm[..nm.len() - 2]);
         assert!(read_nmnist(&p)
@@ -279,40 +266,27 @@ fn random_and_truncated_bytes_never_panic() {
         vec![1, 2, 0x80, 0, 5, 3, 4, 0, 1, 2],
         b"% Width 4\n% Height 3\n\x00\x08\x01\x00\x00\x00\x03\x00\x00\x00".to_vec(),
     ];
-    if let Some(samples) = samples() {
+    if let Some(samples) = event_samples() {
         let nc = std::fs::read(samples.join("sample_ncars.dat")).unwrap();
         seeds.push(nc[..200].to_vec());
         let nm = std::fs::read(samples.join("sample_nmnist.bin")).unwrap();
         seeds.push(nm[..200].to_vec());
     }
-    let (mut ok, mut err) = (0, 0);
+    let mut tally = Tally::default();
     for case in 0..2000 {
         let bytes: Vec<u8> = if case % 2 == 0 {
-            let len = rng.random_range(0..64);
-            (0..len).map(|_| rng.random()).collect()
+            noise(&mut rng)
         } else {
             let mut b = seeds[case / 2 % seeds.len()].clone();
-            b.truncate(rng.random_range(0..=b.len()));
-            for _ in 0..rng.random_range(0..3) {
-                if !b.is_empty() {
-                    let i = rng.random_range(0..b.len());
-                    b[i] = rng.random();
-                }
-            }
+            truncate(&mut rng, &mut b);
+            overwrite(&mut rng, &mut b);
             b
         };
         for parse in [parse_nmnist, parse_prophesee] {
-            let result = std::panic::catch_unwind(|| parse(&bytes, path));
-            match result {
-                Ok(Ok(_)) => ok += 1,
-                Ok(Err(e)) => {
-                    assert!(e.to_string().contains("fuzz.input"), "{e}");
-                    err += 1
-                }
-                Err(_) => panic!("reader panicked on case {case}: {bytes:?}"),
-            }
+            tally.read(case, &bytes, &["fuzz.input"], || parse(&bytes, path));
         }
     }
+    let Tally { ok, err } = tally;
     println!("fuzz: {ok} accepted, {err} refused");
     // Both outcomes must occur, or the loop is not exercising the readers.
     assert!(ok > 20 && err > 1000, "ok {ok}, err {err}");

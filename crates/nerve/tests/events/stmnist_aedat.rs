@@ -1,8 +1,8 @@
 //! ST-MNIST `.mat` and AEDAT 2.0 / 3.1 readers: shared samples, synthetic files with known
 //! events, truncated and corrupted files, and a no-panic fuzz loop (which also covers AEDAT
-//! 4.0; its own tests are in `events_aedat4.rs`).
+//! 4.0; its own tests are in `aedat4.rs`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
@@ -11,30 +11,17 @@ use nerve::data::events::{
     Aedat4Compression, EventFormat, Events, DVS128_SENSOR, STMNIST_SENSOR,
 };
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use std::io::Write;
 
+use crate::common::fuzz::{noise, overwrite, truncate, Tally};
+use crate::common::{event_samples, put};
+
 /// The shared sample directory, or `None` (after saying so) when this checkout lacks it.
-fn samples() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/events");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("skipping: {} not found", dir.display());
-        None
-    }
-}
-
 /// Writes `bytes` to `name` in `dir` and returns the path.
-fn put(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
 #[test]
 fn stmnist_sample_reads_with_expected_counts() {
-    let Some(dir) = samples() else { return };
+    let Some(dir) = event_samples() else { return };
     let ev = read_stmnist(dir.join("sample_stmnist.mat")).unwrap();
     // Cross-checked by hand with scipy.io.loadmat: `spiketrain` is 101x2346 doubles (stored
     // zlib-compressed), exactly one non-zero taxel per column, 1601 entries +1 and 745 -1,
@@ -163,7 +150,7 @@ fn stmnist_synthetic_matrix_decodes_and_bad_ones_are_refused() {
     assert!(err.contains("text.mat") && err.contains("MATLAB"), "{err}");
 
     // Truncated copies of the shared sample are refused, naming the file.
-    if let Some(samples) = samples() {
+    if let Some(samples) = event_samples() {
         let mat = std::fs::read(samples.join("sample_stmnist.mat")).unwrap();
         for cut in [100, 200, mat.len() / 2, mat.len() - 1] {
             let p = put(dir.path(), "cut.mat", &mat[..cut]);
@@ -175,7 +162,7 @@ fn stmnist_synthetic_matrix_decodes_and_bad_ones_are_refused() {
 
 #[test]
 fn aedat_header_sample_holds_no_events() {
-    let Some(dir) = samples() else { return };
+    let Some(dir) = event_samples() else { return };
     let path = dir.join("sample_aedat_header.aedat");
     let bytes = std::fs::read(&path).unwrap();
     // Inspected by hand: 599 bytes of '#' header lines (AEDAT 2.0 from a Davis346red, ending
@@ -303,7 +290,7 @@ fn aedat_synthetic_files_decode_known_events() {
     let p = put(dir.path(), "odd.dat", b"#!AER-DAT9.9\r\n");
     let err = read_events(&p).unwrap_err().to_string();
     assert!(err.contains("odd.dat") && err.contains("9.9"), "{err}");
-    if let Some(samples) = samples() {
+    if let Some(samples) = event_samples() {
         let (format, ev) = read_events(samples.join("sample.aedat4")).unwrap();
         assert_eq!(format, EventFormat::Aedat4);
         assert_eq!(ev.len(), 111_954);
@@ -371,40 +358,28 @@ fn random_and_truncated_bytes_never_panic() {
         encode_aedat4(&ev4, Aedat4Compression::None).unwrap(),
         encode_aedat4(&ev4, Aedat4Compression::Lz4).unwrap(),
     ];
-    if let Some(samples) = samples() {
+    if let Some(samples) = event_samples() {
         let mat = std::fs::read(samples.join("sample_stmnist.mat")).unwrap();
         seeds.push(mat[..600.min(mat.len())].to_vec());
     }
-    let (mut ok, mut err) = (0, 0);
+    let mut tally = Tally::default();
     for case in 0..2000 {
         let bytes: Vec<u8> = if case % 4 == 0 {
-            let len = rng.random_range(0..64);
-            (0..len).map(|_| rng.random()).collect()
+            noise(&mut rng)
         } else {
             let mut b = seeds[case / 4 % seeds.len()].clone();
             if case % 4 != 1 {
-                b.truncate(rng.random_range(0..=b.len()));
+                truncate(&mut rng, &mut b);
             }
-            for _ in 0..rng.random_range(0..3) {
-                if !b.is_empty() {
-                    let i = rng.random_range(0..b.len());
-                    b[i] = rng.random();
-                }
-            }
+            overwrite(&mut rng, &mut b);
             b
         };
         let detect = |b: &[u8], p: &Path| parse_events(b, p).map(|(_, ev)| ev);
         for parse in [parse_aedat, parse_stmnist, detect] {
-            match std::panic::catch_unwind(|| parse(&bytes, path)) {
-                Ok(Ok(_)) => ok += 1,
-                Ok(Err(e)) => {
-                    assert!(e.to_string().contains("fuzz.input"), "{e}");
-                    err += 1
-                }
-                Err(_) => panic!("reader panicked on case {case}: {bytes:?}"),
-            }
+            tally.read(case, &bytes, &["fuzz.input"], || parse(&bytes, path));
         }
     }
+    let Tally { ok, err } = tally;
     println!("fuzz: {ok} accepted, {err} refused");
     // Both outcomes must occur, or the loop is not exercising the readers.
     assert!(ok > 50 && err > 2000, "ok {ok}, err {err}");

@@ -2,7 +2,7 @@
 //! with the flatbuffers builder, truncated and corrupted copies.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use flatbuffers::FlatBufferBuilder;
 use nerve::data::events::{
@@ -10,17 +10,9 @@ use nerve::data::events::{
     write_aedat4, Aedat4Compression, EventFormat, Events,
 };
 
-/// The shared sample directory, or `None` (after saying so) when this checkout lacks it.
-fn samples() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/events");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("skipping: {} not found", dir.display());
-        None
-    }
-}
+use crate::common::{event_samples, put};
 
+/// The shared sample directory, or `None` (after saying so) when this checkout lacks it.
 /// The error message of a read that must fail (without printing a whole event set if not).
 fn err_of<T>(r: nerve::Result<T>) -> String {
     match r {
@@ -30,15 +22,9 @@ fn err_of<T>(r: nerve::Result<T>) -> String {
 }
 
 /// Writes `bytes` to `name` in `dir` and returns the path.
-fn put(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
-
 #[test]
 fn dv_sample_reads_with_expected_counts() {
-    let Some(dir) = samples() else { return };
+    let Some(dir) = event_samples() else { return };
     let path = dir.join("sample.aedat4");
     let bytes = std::fs::read(&path).unwrap();
     let header = parse_aedat4_header(&bytes, &path).unwrap();
@@ -338,7 +324,7 @@ fn truncated_and_corrupted_copies_are_refused_naming_the_file() {
 
     // Cuts of the shared sample: in the header, mid-packet, and just before the data table
     // (whose recorded position then lies past the end).
-    if let Some(samples) = samples() {
+    if let Some(samples) = event_samples() {
         let s = std::fs::read(samples.join("sample.aedat4")).unwrap();
         for cut in [20, 2000, 2400, 500_000, 945_243 - 1] {
             let p = put(dir.path(), "cut.aedat4", &s[..cut]);

@@ -1,8 +1,6 @@
-//! The no-panic loop of `events.rs`, for the other files users hand to Nerve: IDX data sets,
-//! Nerve checkpoints, Hugging Face checkpoint directories and tokenizers. Valid files made by
-//! the library's own writers are truncated and have bytes overwritten by a seeded RNG; every
-//! reader must return `Ok` or an error naming the file, never panic. (The cargo-fuzz targets
-//! in `fuzz/` run the same checks without bounds.)
+//! The seeded no-panic loop (`common/fuzz.rs`) over the files users hand to Nerve besides event
+//! recordings: IDX data sets, Nerve checkpoints, Hugging Face checkpoint directories and
+//! tokenizers, seeded with valid files made by the library's own writers.
 
 use std::path::{Path, PathBuf};
 
@@ -13,70 +11,8 @@ use nerve::models::mmfree::{load_dir, save_dir, MmFreeConfig, MmFreeWeights, Sav
 use nerve::models::spikegpt::SpikeGptConfig;
 use nerve::store::checkpoint::{self, CheckpointMeta};
 use nerve::text::Tokenizer;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
-/// A damaged copy of `seed`: cut at a random length (every other case), then up to four
-/// bytes overwritten, inserted or deleted.
-fn mutate(rng: &mut StdRng, seed: &[u8], case: usize) -> Vec<u8> {
-    let mut b = seed.to_vec();
-    if case % 2 == 1 {
-        b.truncate(rng.random_range(0..=b.len()));
-    }
-    for _ in 0..rng.random_range(1..=4) {
-        if b.is_empty() {
-            b.push(rng.random());
-            continue;
-        }
-        let i = rng.random_range(0..b.len());
-        match rng.random_range(0..4) {
-            0 => b.insert(i, rng.random()),
-            1 => {
-                b.remove(i);
-            }
-            // Digits and JSON punctuation reach deeper into the text formats than noise.
-            2 => b[i] = b"0123456789{}[]\":,-e."[rng.random_range(0..20)],
-            _ => b[i] = rng.random(),
-        }
-    }
-    b
-}
-
-/// Runs `read` on `cases` mutations of the seeds (and the seeds themselves), requiring no
-/// panic and errors that contain `names`' first match; returns `(accepted, refused)`.
-fn no_panic_loop(
-    rng_seed: u64,
-    seeds: &[Vec<u8>],
-    cases: usize,
-    names: &[&str],
-    mut read: impl FnMut(&[u8]) -> nerve::Result<()>,
-) -> (usize, usize) {
-    let mut rng = StdRng::seed_from_u64(rng_seed);
-    let (mut ok, mut err) = (0, 0);
-    for case in 0..cases + seeds.len() {
-        let bytes = match case.checked_sub(cases) {
-            Some(i) => seeds[i].clone(),
-            None => mutate(&mut rng, &seeds[case % seeds.len()], case),
-        };
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&bytes))) {
-            Ok(Ok(())) => ok += 1,
-            Ok(Err(e)) => {
-                let msg = e.to_string();
-                assert!(
-                    names.iter().any(|n| msg.contains(n)),
-                    "case {case}: error names none of {names:?}: {msg}"
-                );
-                err += 1;
-            }
-            Err(_) => panic!(
-                "reader panicked on case {case}: {:?}",
-                String::from_utf8_lossy(&bytes)
-            ),
-        }
-    }
-    println!("{names:?}: {ok} accepted, {err} refused");
-    (ok, err)
-}
+use crate::common::fuzz::no_panic_loop;
 
 fn device() -> Device {
     nerve::device::parse("flex").unwrap()

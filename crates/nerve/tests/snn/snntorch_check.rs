@@ -1,12 +1,10 @@
 //! Replays the snnTorch reference vectors in `shared/reference/`.
 
-mod common;
-
 use nerve::snntorch_check::check_file;
 
 #[test]
 fn every_snntorch_reference_case_matches() {
-    let Some(shared) = common::shared_dir() else {
+    let Some(shared) = crate::common::shared_dir() else {
         return;
     };
     let file = shared.join("reference/snntorch-reference.json");

@@ -481,7 +481,7 @@ fn checkpoint_round_trip_uses_the_released_names_and_keeps_the_logits() {
 }
 
 /// Times one training step at the size used for tiny Shakespeare, and the WKV forms. Run with
-/// `cargo test -p nerve --test spikegpt -- --ignored --nocapture timing` (sizes from `SG_B`,
+/// `cargo test -p nerve --test lm -- --ignored --nocapture timing` (sizes from `SG_B`,
 /// `SG_T`, `SG_D`, `SG_L`; `WKV_CHUNK` picks the model's WKV form, `WKV_CHUNKS` the forms timed
 /// alone).
 #[test]
