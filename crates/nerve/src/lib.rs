@@ -24,8 +24,12 @@
 //! - [`models::mmfree`], [`models::spikegpt`], [`models::language_model`]: the MatMul-free LM
 //!   (ternary BitLinear, MLGRU, GLU; Hugging Face checkpoints; a packed ternary engine that
 //!   generates with additions only) and SpikeGPT (spiking RWKV), trained by
-//!   [`train::lm_trainer`] on text from [`text`] (tokenizers, corpora, sampling); [`kernels`]
-//!   holds the packed ternary GEMV;
+//!   [`train::lm_trainer`] on text from [`text`] (tokenizers, corpora, sampling);
+//! - [`kernels`]: the hand-written CPU kernels, each beside the plain reference twin it is tested
+//!   against: the fused multi-step Leaky neuron, event-driven spiking convolution and linear
+//!   layers, max pooling, and the packed ternary GEMV (portable and AVX-512);
+//! - [`hw`]: the hardware path (quantization, integer-only inference, NIR, accelerator
+//!   simulation), the layer above training that imports only from below;
 //! - [`snntorch_check`]: replays vectors recorded from snnTorch and compares Nerve with them;
 //! - [`retina`]: a retina model (rods and cones with adaptation, ON/OFF bipolar cells,
 //!   Fohlmeister–Miller or LIF ganglion cells) turning images into spikes and region rates;
@@ -134,6 +138,7 @@ pub mod encode;
 pub mod error;
 pub mod firing;
 pub mod fsutil;
+pub mod hw;
 pub mod kernels;
 pub mod layers;
 pub mod loss;
