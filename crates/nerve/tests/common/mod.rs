@@ -35,3 +35,11 @@ pub fn put(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     std::fs::write(&path, bytes).unwrap();
     path
 }
+
+/// Burn's device random generator is process-global, so a test that seeds it and compares runs
+/// (or asserts on what a seeded run learns) must not interleave with any other test drawing from
+/// it. Every such test in a binary holds this turn for its whole body.
+pub fn rng_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}

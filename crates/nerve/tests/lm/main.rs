@@ -1,10 +1,9 @@
 //! Language models: the MatMul-free LM (model, Hugging Face checkpoints, packed engine,
-//! cross-checks), SpikeGPT, and the LM trainer.
+//! cross-checks) and SpikeGPT (the LM trainer is tested in `training/`).
 
 #[path = "../common/mod.rs"]
 mod common;
 
-mod lm_train;
 mod mmfree_checkpoint;
 mod mmfree_cross;
 mod mmfree_engine;

@@ -261,3 +261,19 @@ fn sharded_errors_name_the_shard_or_index() {
     let err = err_text(load_dir(dir.path()));
     assert!(err.contains(&shard) && err.contains("missing"), "{err}");
 }
+
+#[test]
+fn a_config_claiming_billions_of_layers_is_refused_before_listing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    save_dir(&tiny_weights(1), dir.path(), SaveDtype::F32, None).unwrap();
+    let path = dir.path().join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    cfg["num_hidden_layers"] = 4_000_000_000u64.into();
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let err = err_text(load_dir(dir.path()));
+    assert!(
+        err.contains("config.json") && err.contains("num_hidden_layers 4000000000"),
+        "{err}"
+    );
+}

@@ -1,11 +1,11 @@
-//! Neurons, encoders, losses and metrics: finite-difference gradients, hand-checked values and
-//! the recorded snnTorch cases.
+//! Neurons, encoders, losses and metrics: hand-checked values and the recorded snnTorch cases.
+//! (The float64 gradient checks are their own test binary, `gradcheck.rs`: they set the flex
+//! device's default dtype, which a process can do only before its first tensor.)
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod encode;
 mod fixtures;
-mod gradcheck;
 mod loss;
 mod snntorch_check;

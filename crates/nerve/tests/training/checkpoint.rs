@@ -81,6 +81,7 @@ fn assert_one_line_naming(err: &Error, path: &Path) {
 
 #[test]
 fn save_then_load_gives_identical_weights_and_meta() {
+    let _turn = crate::common::rng_turn();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("net.safetensors");
     let device = device();
@@ -98,6 +99,7 @@ fn save_then_load_gives_identical_weights_and_meta() {
 
 #[test]
 fn resumed_optimizer_continues_identically() {
+    let _turn = crate::common::rng_turn();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.safetensors");
     let device = device();
@@ -126,6 +128,7 @@ fn resumed_optimizer_continues_identically() {
 
 #[test]
 fn different_arch_is_refused() {
+    let _turn = crate::common::rng_turn();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("arch.safetensors");
     let device = device();
@@ -145,6 +148,7 @@ fn different_arch_is_refused() {
 
 #[test]
 fn different_layer_size_names_the_tensor() {
+    let _turn = crate::common::rng_turn();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("size.safetensors");
     let device = device();
@@ -171,6 +175,7 @@ fn different_layer_size_names_the_tensor() {
 
 #[test]
 fn truncated_or_foreign_files_are_clear_errors() {
+    let _turn = crate::common::rng_turn();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("good.safetensors");
     let device = device();
@@ -220,6 +225,7 @@ fn truncated_or_foreign_files_are_clear_errors() {
 
 #[test]
 fn plain_safetensors_file_is_not_a_checkpoint() {
+    let _turn = crate::common::rng_turn();
     use burn::store::{ModuleSnapshot, SafetensorsStore};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plain.safetensors");
@@ -234,6 +240,7 @@ fn plain_safetensors_file_is_not_a_checkpoint() {
 
 #[test]
 fn optimizer_sidecar_from_another_save_is_refused() {
+    let _turn = crate::common::rng_turn();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mix.safetensors");
     let device = device();
@@ -260,6 +267,7 @@ fn optimizer_sidecar_from_another_save_is_refused() {
 
 #[test]
 fn failed_save_leaves_earlier_checkpoint_untouched() {
+    let _turn = crate::common::rng_turn();
     let dir = tempfile::tempdir().unwrap();
     let device = device();
     let mut model = Net::new(4, &device);
@@ -312,6 +320,7 @@ fn failed_save_leaves_earlier_checkpoint_untouched() {
 
 #[test]
 fn saving_optimizer_with_a_foreign_model_is_refused() {
+    let _turn = crate::common::rng_turn();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("foreign.safetensors");
     let device = device();

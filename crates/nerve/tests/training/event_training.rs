@@ -52,6 +52,7 @@ fn emulated_nmnist(dir: &Path, train: usize, test: usize) {
 
 #[test]
 fn emulated_nmnist_folder_loads_in_mnist_order_and_trains() {
+    let _turn = crate::common::rng_turn();
     let tmp = tempfile::tempdir().unwrap();
     emulated_nmnist(tmp.path(), 96, 32);
     let options = EventFolderOptions {
@@ -133,6 +134,7 @@ fn emulated_nmnist_folder_loads_in_mnist_order_and_trains() {
 
 #[test]
 fn folder_errors_name_the_problem() {
+    let _turn = crate::common::rng_turn();
     let tmp = tempfile::tempdir().unwrap();
     let options = EventFolderOptions {
         bins: 4,
@@ -156,6 +158,7 @@ fn folder_errors_name_the_problem() {
 
 #[test]
 fn stmnist_tutorial_network_runs_end_to_end_on_mat_files() {
+    let _turn = crate::common::rng_turn();
     let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/data/events/sample_stmnist.mat");
     if !sample.exists() {

@@ -12,14 +12,6 @@ use nerve::train::schedule::Schedule;
 use nerve::train::trainer::{checkpoint_path, train, LossKind, Session, TrainConfig};
 use nerve::Error;
 
-/// Weight initialisation and dropout draw from the device's random generator, which the whole
-/// process shares; tests that compare seeded runs must not interleave with each other.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A small synthetic data set: class k lights up the k-th band of rows.
 fn bands(n: usize) -> ImageDataset {
     let (rows, cols) = (12, 12);
@@ -82,7 +74,7 @@ fn weights(session: &Session) -> Vec<f32> {
 
 #[test]
 fn resumed_run_matches_an_uninterrupted_one() {
-    let _serial = serial();
+    let _turn = crate::common::rng_turn();
     let data = bands(48);
     let test = bands(16);
     let device = Device::flex().autodiff();
@@ -118,7 +110,7 @@ fn resumed_run_matches_an_uninterrupted_one() {
 
 #[test]
 fn training_learns_the_synthetic_task() {
-    let _serial = serial();
+    let _turn = crate::common::rng_turn();
     let data = bands(64);
     let test = bands(16);
     let device = Device::flex().autodiff();
@@ -139,7 +131,7 @@ fn training_learns_the_synthetic_task() {
 
 #[test]
 fn a_diverging_run_stops_and_keeps_the_last_checkpoint() {
-    let _serial = serial();
+    let _turn = crate::common::rng_turn();
     let data = bands(32);
     let test = bands(8);
     let device = Device::flex().autodiff();

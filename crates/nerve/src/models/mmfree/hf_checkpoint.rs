@@ -63,6 +63,42 @@ struct Index {
     weight_map: BTreeMap<String, String>,
 }
 
+/// safetensors' own limit on a header's length.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// How many tensors, at most, the file listing them can name: a safetensors header spends more
+/// than 40 bytes per tensor (`"a":{"dtype":"U8","shape":[],"data_offsets":[0,0]}`), an index's
+/// weight map more than 8 (`"a":"b",`). `None` when the file is too short to declare a header
+/// (loading then says it is truncated).
+fn listing_room(path: &Path, index: bool) -> Result<Option<u64>> {
+    if index {
+        let len = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        return Ok(Some(len / 8));
+    }
+    let mut head = [0u8; 8];
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    match std::io::Read::read_exact(&mut file, &mut head) {
+        Ok(()) => Ok(Some(u64::from_le_bytes(head).min(MAX_HEADER_BYTES) / 40)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// How many tensors `config` implies, counted from a one-layer model instead of listing every
+/// layer (`None` on overflow).
+fn implied_tensor_count(config: &MmFreeConfig) -> Option<usize> {
+    let mut probe = config.clone();
+    probe.num_hidden_layers = 0;
+    let fixed = tensor_specs(&probe).len();
+    probe.num_hidden_layers = 1;
+    let per_layer = tensor_specs(&probe).len() - fixed;
+    per_layer
+        .checked_mul(config.num_hidden_layers)?
+        .checked_add(fixed)
+}
+
 /// Loads the checkpoint in `dir`: `config.json` and `model.safetensors`, or the shards listed in
 /// `model.safetensors.index.json`. Every error names the file, and the tensor where one is at
 /// fault (missing, misshapen, of an unsupported dtype, or not part of the model).
@@ -110,6 +146,21 @@ pub fn load_dir(dir: &Path) -> Result<MmFreeWeights> {
             format!("not found, and no {INDEX_FILE} for a sharded checkpoint either"),
         ));
     };
+
+    // A corrupt config.json can claim billions of layers: before listing the tensors it implies,
+    // check that the JSON that lists the stored tensors is long enough to hold that many.
+    if let Some(room) = listing_room(&listed_in, !locations.is_empty())? {
+        if implied_tensor_count(&config).is_none_or(|n| n as u64 > room) {
+            return Err(ckpt(
+                &config_path,
+                format!(
+                    "num_hidden_layers {} implies more tensors than {} can list",
+                    config.num_hidden_layers,
+                    listed_in.display()
+                ),
+            ));
+        }
+    }
 
     let specs = tensor_specs(&config);
     let known: BTreeSet<&str> = specs.iter().map(|s| s.name.as_str()).collect();

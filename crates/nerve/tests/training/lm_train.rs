@@ -40,11 +40,8 @@ fn losses(session: &LmSession) -> Vec<f64> {
     session.history.iter().map(|r| r.loss).collect()
 }
 
-/// Burn's device RNG is process-global: runs that compare seeded initialisations take turns.
-static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn resume_matches_unbroken(arch: LmArch) {
-    let _turn = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = crate::common::rng_turn();
     let device = Device::flex().autodiff();
     let tok = Tokenizer::chars_from_text(TEXT).unwrap();
     let corpus = Corpus::new("verse.txt", TEXT, &tok, 0.2).unwrap();

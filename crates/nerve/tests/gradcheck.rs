@@ -6,6 +6,9 @@
 //! reset path included. The loss is `sum(spk·w_spk) + sum(mem·w_mem)` over `T = 6` steps of a
 //! `[B = 2, N = 3]` input drawn from a fixed seed. The error of a tensor is the largest absolute
 //! difference divided by the largest finite-difference magnitude in that tensor.
+//!
+//! This file is a test binary of its own: it switches the flex device to float64, which a
+//! process can do only before any tensor exists, so it shares no process with float32 tests.
 
 use std::sync::{Arc, Once};
 
