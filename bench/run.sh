@@ -13,7 +13,7 @@
 # 1. Creates bench/.venv (git-ignored; NERVE_BENCH_VENV overrides) and installs the pinned
 #    bench/peers/requirements.txt with --no-deps: torch (PyPI's wheel, which needs the NVIDIA
 #    libraries to import, about 4 GB in all), snnTorch, SpikingJelly, Norse.
-# 2. Builds crates/nerve/benches/snn_workloads.rs in release once and runs that executable, so
+# 2. Builds crates/nerve/benches/snn_workloads/ in release once and runs that executable, so
 #    that edits made to the tree during the run cannot change the code between rounds.
 # 3. Checks that snnTorch and Nerve give the same spike counts on W1 with fixed weights (the
 #    other peers' neurons differ by design; their counts are printed too).
