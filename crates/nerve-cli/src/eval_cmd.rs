@@ -5,12 +5,11 @@ use std::path::PathBuf;
 use clap::Args;
 use indicatif::ProgressBar;
 use nerve::data::Encoding;
-use nerve::models::SpikingNetConfig;
-use nerve::neurons::{FiringConfig, Reset};
 use nerve::store::checkpoint;
 use nerve::train::optimizer::OptimizerKind;
+use nerve::train::run_config::{loss_from_run, net_config_from_run};
 use nerve::train::schedule::Schedule;
-use nerve::train::trainer::{evaluate, EvalReport, Event, LossKind, TrainConfig};
+use nerve::train::trainer::{evaluate, EvalReport, Event, TrainConfig};
 use nerve::viz::write_eval_class_counts;
 use nerve::{Error, Result};
 
@@ -47,32 +46,10 @@ pub(crate) fn print_report(report: &EvalReport) {
 pub fn eval(args: EvalArgs) -> Result<()> {
     let meta = checkpoint::load_meta(&args.checkpoint)?;
     let config = &meta.config;
-    let bad = |what: &str| Error::Checkpoint {
+    let net_config = net_config_from_run(config).map_err(|e| Error::Checkpoint {
         path: args.checkpoint.clone(),
-        msg: format!("run configuration lacks '{what}'"),
-    };
-    let input: Vec<usize> =
-        serde_json::from_value(config["input"].clone()).map_err(|_| bad("input"))?;
-    let net_config = SpikingNetConfig {
-        arch: config["arch"]
-            .as_str()
-            .ok_or_else(|| bad("arch"))?
-            .to_string(),
-        input: input.try_into().map_err(|_| bad("input"))?,
-        steps: config["steps"].as_u64().ok_or_else(|| bad("steps"))? as usize,
-        beta: config["beta"].as_f64().ok_or_else(|| bad("beta"))?,
-        learn_beta: config["learn_beta"].as_bool().unwrap_or(false),
-        firing: FiringConfig {
-            threshold: config["threshold"]
-                .as_f64()
-                .ok_or_else(|| bad("threshold"))?,
-            reset: config["reset"]
-                .as_str()
-                .and_then(Reset::from_name)
-                .unwrap_or_default(),
-            ..FiringConfig::default()
-        },
-    };
+        msg: e.to_string(),
+    })?;
     let device = nerve::device::parse(&args.data.device)?;
     let net = net_config.init(&device)?;
     let (net, meta) = checkpoint::load(&args.checkpoint, net, &net_config.describe())?;
@@ -90,12 +67,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         Some(s) if s.starts_with("Rate") => Encoding::Rate { gain: 1.0 },
         _ => Encoding::Direct,
     };
-    let loss = match config["loss"].as_str() {
-        Some("CeCount") => LossKind::CeCount,
-        Some("MseCount") => LossKind::MseCount,
-        Some("CeMaxMembrane") => LossKind::CeMaxMembrane,
-        _ => LossKind::CeRate,
-    };
+    let loss = loss_from_run(config);
     let cfg = TrainConfig {
         epochs: 0,
         batch_size: args.data.batch_size,

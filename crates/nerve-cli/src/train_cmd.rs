@@ -10,6 +10,7 @@ use indicatif::ProgressBar;
 use nerve::data::Encoding;
 use nerve::models::SpikingNetConfig;
 use nerve::neurons::{FiringConfig, Reset};
+use nerve::quant::{StateQuant, StateQuantConfig, WeightQuantConfig};
 use nerve::surrogate::Surrogate;
 use nerve::train::optimizer::OptimizerKind;
 use nerve::train::schedule::Schedule;
@@ -48,7 +49,7 @@ pub struct TrainArgs {
     /// Reset mechanism: subtract, zero, none.
     #[arg(long, default_value = "subtract")]
     reset: String,
-    /// Surrogate gradient: atan, fast_sigmoid, sigmoid, triangular, spike_rate_escape, ste, sfs, sso.
+    /// Surrogate gradient: atan, fast_sigmoid, sigmoid, triangular, spike_rate_escape, ste, sfs, sso; `NAME:K` sets its constant (e.g. fast_sigmoid:13.84).
     #[arg(long, default_value = "atan")]
     surrogate: String,
     /// Learning rate.
@@ -57,13 +58,13 @@ pub struct TrainArgs {
     /// Optimiser: adam, adamw[:WD], sgd[:MOMENTUM].
     #[arg(long, default_value = "adam")]
     optimizer: String,
-    /// Learning-rate schedule: constant, cosine, cosine-restarts:T0[:MULT], step:SIZE:GAMMA (periods in steps, or epochs as e.g. 1e).
+    /// Learning-rate schedule: constant, cosine, cosine-restarts:T0[:MULT], step:SIZE:GAMMA, periodic-cosine:T_MAX (QSNN's periodic boosting), loss-dependent[:SCHEDULE] (halved after an epoch whose loss rose); periods in steps, or epochs as e.g. 10e.
     #[arg(long, default_value = "constant")]
     schedule: String,
     /// Clip the gradient norm.
     #[arg(long)]
     grad_clip: Option<f64>,
-    /// Loss: ce-rate, ce-count, mse-count, ce-max-membrane.
+    /// Loss: ce-rate, ce-count, mse-count[:CORRECT:INCORRECT] (e.g. mse-count:0.8:0.2), ce-max-membrane.
     #[arg(long, default_value = "ce-rate")]
     loss: String,
     /// Input encoding: direct (pixels as current every step) or rate (Bernoulli spikes).
@@ -84,6 +85,18 @@ pub struct TrainArgs {
     /// Use only the first N training samples.
     #[arg(long)]
     train_limit: Option<usize>,
+    /// Quantization-aware training of the weights: a bit width 1..8 (symmetric, scale max|W|),
+    /// or `ternary` (absmean); add `:channel` for a scale per output channel and `:learned` to
+    /// learn the scale, e.g. `4`, `4:channel:learned`.
+    #[arg(long)]
+    weight_bits: Option<String>,
+    /// Quantize every membrane to 2^N levels each step (snnTorch's `state_quant`), N in 1..8.
+    #[arg(long)]
+    state_bits: Option<u32>,
+    /// Where the state levels lie: uniform, threshold (non-uniform, dense near the threshold) or
+    /// zero (non-uniform, dense near zero).
+    #[arg(long, default_value = "uniform")]
+    state_levels: String,
     /// Gradient checkpointing: recompute memory-bound intermediate results in the backward pass
     /// instead of keeping them from the forward pass (less memory, more compute).
     #[arg(long)]
@@ -99,12 +112,32 @@ fn next_run_dir(dataset: &str) -> PathBuf {
 }
 
 fn parse_surrogate(name: &str) -> Result<Surrogate> {
-    Surrogate::from_name(name).ok_or_else(|| {
+    Surrogate::parse(name).ok_or_else(|| {
         Error::invalid(
             "surrogate",
-            format!("'{name}': expected atan, fast_sigmoid, sigmoid, triangular, spike_rate_escape, ste, sfs or sso"),
+            format!("'{name}': expected atan, fast_sigmoid, sigmoid, triangular, spike_rate_escape, ste, sfs or sso, optionally with its constant, e.g. fast_sigmoid:13.84"),
         )
     })
+}
+
+/// The state quantizer `--state-bits` and `--state-levels` ask for.
+fn state_quant(bits: Option<u32>, levels: &str, threshold: f64) -> Result<Option<StateQuant>> {
+    let Some(bits) = bits else {
+        return Ok(None);
+    };
+    let mut config = StateQuantConfig::new(bits, threshold);
+    (config.uniform, config.thr_centered) = match levels {
+        "uniform" => (true, true),
+        "threshold" => (false, true),
+        "zero" => (false, false),
+        other => {
+            return Err(Error::invalid(
+                "state levels",
+                format!("'{other}': expected uniform, threshold or zero"),
+            ))
+        }
+    };
+    config.init().map(Some)
 }
 
 /// A progress printer for the trainer's events.
@@ -219,8 +252,14 @@ pub fn train(args: TrainArgs) -> Result<()> {
             threshold: args.threshold,
             surrogate: parse_surrogate(&args.surrogate)?,
             reset,
+            state_quant: state_quant(args.state_bits, &args.state_levels, args.threshold)?,
             ..FiringConfig::default()
         },
+        weight_quant: args
+            .weight_bits
+            .as_deref()
+            .map(WeightQuantConfig::parse)
+            .transpose()?,
     };
     let encoding = match args.encoding.as_str() {
         "direct" => Encoding::Direct,

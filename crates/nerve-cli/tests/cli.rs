@@ -418,3 +418,113 @@ fn reference_check_fails_on_a_case_outside_tolerance() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("52 passed, 1 failed"), "{stdout}");
 }
+
+#[test]
+fn quantized_training_is_recorded_in_the_checkpoint_and_eval_applies_it() {
+    let tmp = Scratch::new("quantized");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let run = tmp.join("run");
+    let quant = [
+        "--epochs",
+        "1",
+        "--weight-bits",
+        "4:channel",
+        "--state-bits",
+        "3",
+        "--state-levels",
+        "threshold",
+        "--loss",
+        "mse-count:0.8:0.2",
+        "--schedule",
+        "loss-dependent:periodic-cosine:1",
+        "--surrogate",
+        "fast_sigmoid:13.84",
+    ];
+    let stdout = expect_success(&train(tmp.path(), &data, &run, &quant));
+    let described = "weights=4:channel states=3bit threshold-centred";
+    assert!(stdout.contains(described), "{stdout}");
+    let checkpoint = run.join("checkpoint.safetensors");
+    let eval = nerve(
+        tmp.path(),
+        &[
+            "eval".as_ref(),
+            "--checkpoint".as_ref(),
+            checkpoint.as_os_str(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--test-limit".as_ref(),
+            "8".as_ref(),
+        ],
+    );
+    let stdout = expect_success(&eval);
+    assert!(
+        stdout.contains(described),
+        "eval rebuilt another network:\n{stdout}"
+    );
+    assert!(stdout.contains("test accuracy:"), "{stdout}");
+}
+
+#[test]
+fn bit_widths_outside_one_to_eight_are_named() {
+    let tmp = Scratch::new("bad_bits");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let run = tmp.join("run");
+    for (flag, value, needle) in [
+        ("--weight-bits", "9", "weight bits"),
+        ("--weight-bits", "0", "weight bits"),
+        ("--weight-bits", "four", "weight quantization"),
+        ("--state-bits", "0", "state bits"),
+        ("--state-bits", "12", "state bits"),
+    ] {
+        let out = train(tmp.path(), &data, &run, &["--epochs", "1", flag, value]);
+        expect_error(&out, &[needle, value]);
+        assert!(!run.exists(), "{flag} {value} left a run behind");
+    }
+}
+
+#[test]
+fn reference_check_passes_the_state_quantization_cases() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (name, count) in [
+        ("snntorch-state-quant.json", 3),
+        ("snntorch-leaky-state-quant.json", 1),
+    ] {
+        let Some(file) = here
+            .ancestors()
+            .map(|a| a.join("shared/reference").join(name))
+            .find(|p| p.is_file())
+        else {
+            eprintln!(
+                "skipping: no shared/reference/{name} above {}",
+                here.display()
+            );
+            continue;
+        };
+        let out = nerve(here, &[OsStr::new("reference-check"), file.as_os_str()]);
+        let stdout = expect_success(&out);
+        assert!(
+            stdout.contains(&format!("{count} passed, 0 failed")),
+            "{stdout}"
+        );
+        // One quantized value moved to another level must fail.
+        let mut json: serde_json::Value = serde_json::from_slice(&read(&file)).unwrap();
+        let output = if count == 3 { "q" } else { "mem" };
+        let v = &mut json["cases"][0]["outputs"][output]["data"][5];
+        *v = serde_json::json!(v.as_f64().unwrap() + 0.1);
+        let dir = Scratch::new("state_quant_perturbed");
+        let bad = dir.join("bad.json");
+        write(&bad, &serde_json::to_vec(&json).unwrap());
+        let out = nerve(
+            dir.path(),
+            &[OsStr::new("reference-check"), bad.as_os_str()],
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(&format!("{} passed, 1 failed", count - 1)),
+            "{stdout}"
+        );
+    }
+}

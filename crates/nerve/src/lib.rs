@@ -10,6 +10,8 @@
 //! - [`surrogate`]: surrogate gradients (the spike is a Heaviside step forward and a smooth
 //!   slope backward);
 //! - [`encode`]: rate, latency and delta spike encoders and spike-train targets;
+//! - [`quant`]: quantization-aware training: snnTorch's `state_quant` for neuron states and
+//!   k-bit or ternary fake-quantized weights, with straight-through gradients;
 //! - [`loss`] and [`metrics`]: snnTorch's spike losses (rate, count, membrane, temporal) and
 //!   accuracies, with population coding;
 //! - [`layers`] and [`models`]: layers that fold time into the batch, and [`models::SpikingNet`],
@@ -145,6 +147,7 @@ pub mod loss;
 pub mod metrics;
 pub mod models;
 pub mod neurons;
+pub mod quant;
 pub mod retina;
 pub mod rng;
 pub mod snntorch_check;

@@ -131,6 +131,34 @@ impl Surrogate {
         })
     }
 
+    /// Parses `NAME[:K]`: a surrogate by its snnTorch name, with its main constant (α of
+    /// `atan`, the slope of `fast_sigmoid`, `sigmoid`, `spike_rate_escape` and `sfs`, the
+    /// threshold of `triangular`, the variance of `sso`) set to `K` when given, e.g.
+    /// `fast_sigmoid:13.84`. `None` for an unknown name or a constant that is not a finite number.
+    pub fn parse(spec: &str) -> Option<Self> {
+        let (name, constant) = match spec.split_once(':') {
+            Some((name, k)) => (
+                name,
+                Some(k.trim().parse::<f64>().ok().filter(|k| k.is_finite())?),
+            ),
+            None => (spec, None),
+        };
+        let mut surrogate = Self::from_name(name.trim())?;
+        if let Some(k) = constant {
+            match &mut surrogate {
+                Surrogate::ATan { alpha } => *alpha = k,
+                Surrogate::FastSigmoid { slope }
+                | Surrogate::Sigmoid { slope }
+                | Surrogate::SpikeRateEscape { slope, .. }
+                | Surrogate::SparseFastSigmoid { slope, .. } => *slope = k,
+                Surrogate::Triangular { threshold } => *threshold = k,
+                Surrogate::Stochastic { variance, .. } => *variance = k,
+                _ => return None,
+            }
+        }
+        Some(surrogate)
+    }
+
     /// The spike: `H(u)` (1 where `u > 0`) forward, this surrogate's slope backward.
     pub fn spike<const D: usize>(&self, u: Tensor<D>) -> Tensor<D> {
         if let Surrogate::Smooth(f) = self {
@@ -333,5 +361,16 @@ mod tests {
             assert!(Surrogate::from_name(name).is_some(), "{name}");
         }
         assert!(Surrogate::from_name("relu").is_none());
+        assert!(matches!(
+            Surrogate::parse("fast_sigmoid:13.84"),
+            Some(Surrogate::FastSigmoid { slope }) if slope == 13.84
+        ));
+        assert!(matches!(
+            Surrogate::parse("atan"),
+            Some(Surrogate::ATan { alpha }) if alpha == 2.0
+        ));
+        for bad in ["atan:x", "ste:3", "relu:1", "sigmoid:inf"] {
+            assert!(Surrogate::parse(bad).is_none(), "{bad}");
+        }
     }
 }

@@ -78,6 +78,7 @@ fn smooth_firing(reset: Reset, reset_delay: bool) -> FiringConfig {
         learn_graded_spikes_factor: true,
         inhibition: false,
         detach_reset: false,
+        state_quant: None,
     }
 }
 

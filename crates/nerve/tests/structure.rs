@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["error", "fsutil", "rng", "device", "firing"],
     &["kernels"],
-    &["surrogate", "encode"],
+    &["surrogate", "encode", "quant"],
     &["neurons"],
     &["layers"],
     &["loss", "metrics"],

@@ -2,6 +2,7 @@
 //! compare it with.
 
 pub mod leaky;
+pub mod levels;
 pub mod max_pool;
 pub mod spike_conv;
 pub mod spike_linear;

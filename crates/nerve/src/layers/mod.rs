@@ -6,11 +6,18 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::module::{conv2d, linear};
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
+
+mod weight_quant;
+
+pub use weight_quant::WeightQuantizer;
 
 use crate::kernels::max_pool::{window_max_pool2d, MAX_WINDOW};
 use crate::kernels::spike_conv::{spike_conv2d, SpikeConvMode};
 use crate::kernels::spike_linear::{spike_linear, SpikeLinearMode};
+use crate::quant::WeightQuantConfig;
 
 /// Merges the time and batch axes: `[T, B, ...]` → `[T·B, ...]`.
 pub fn fold<const D: usize, const F: usize>(x: Tensor<D>) -> Tensor<F> {
@@ -47,6 +54,8 @@ fn bias_or_zeros<const D: usize>(
 pub struct TimeConv2d {
     /// The convolution.
     pub conv: Conv2d,
+    /// Fake-quantization of the kernel (output channels along axis 0).
+    pub quant: WeightQuantizer,
 }
 
 impl TimeConv2d {
@@ -54,7 +63,19 @@ impl TimeConv2d {
     pub fn new(in_channels: usize, out_channels: usize, kernel: usize, device: &Device) -> Self {
         Self {
             conv: Conv2dConfig::new([in_channels, out_channels], [kernel, kernel]).init(device),
+            quant: WeightQuantizer::none(),
         }
+    }
+
+    /// Fake-quantizes the kernel from now on (a learned scale starts from the current kernel).
+    pub fn quantized(mut self, config: Option<WeightQuantConfig>) -> Self {
+        self.quant = WeightQuantizer::new(config, &self.conv.weight.val(), 0);
+        self
+    }
+
+    /// The kernel the convolution computes with (fake-quantized when asked).
+    pub fn weight(&self) -> Tensor<4> {
+        self.quant.apply(self.conv.weight.val(), 0)
     }
 
     /// `[T, B, C, H, W]` → `[T, B, C', H', W']`. On the Flex CPU backend, sparse inputs (spike
@@ -65,15 +86,38 @@ impl TimeConv2d {
         let folded = fold::<5, 4>(x);
         match self.kernel_padding(&folded) {
             Some(padding) => {
-                let weight = self.conv.weight.val();
+                let weight = self.weight();
                 let bias = bias_or_zeros(self.conv.bias.as_ref(), weight.dims()[0], &weight);
                 unfold(
                     spike_conv2d(folded, weight, bias, padding, SpikeConvMode::Auto),
                     steps,
                 )
             }
-            None => unfold(self.conv.forward(folded), steps),
+            None if self.quant.config.is_none() => unfold(self.conv.forward(folded), steps),
+            None => unfold(self.dense(folded), steps),
         }
+    }
+
+    /// Burn's convolution with this layer's (quantized) kernel, as `Conv2d::forward` pads.
+    fn dense(&self, x: Tensor<4>) -> Tensor<4> {
+        let c = &self.conv;
+        let [_, _, h, w] = x.dims();
+        // Burn keeps its padding rule private; this is the same rule (ONNX `SAME_UPPER`).
+        let same = |k: usize, stride: usize, size: usize| {
+            let total =
+                ((size.div_ceil(stride)).saturating_sub(1) * stride + k).saturating_sub(size);
+            (total / 2, total - total / 2)
+        };
+        let padding = match c.padding {
+            PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+            PaddingConfig2d::Same => [
+                same(c.kernel_size[0], c.stride[0], h),
+                same(c.kernel_size[1], c.stride[1], w),
+            ],
+            PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+        };
+        let options = ConvOptions::new_with_padding(c.stride, padding, c.dilation, c.groups);
+        conv2d(x, self.weight(), c.bias.as_ref().map(|b| b.val()), options)
     }
 
     /// The padding to run the event-driven kernel with, or `None` where it does not apply.
@@ -166,6 +210,8 @@ impl TimeAvgPool2d {
 pub struct TimeLinear {
     /// The linear layer.
     pub linear: Linear,
+    /// Fake-quantization of the weights (`[in, out]`, output channels along axis 1).
+    pub quant: WeightQuantizer,
 }
 
 impl TimeLinear {
@@ -173,7 +219,19 @@ impl TimeLinear {
     pub fn new(inputs: usize, outputs: usize, device: &Device) -> Self {
         Self {
             linear: LinearConfig::new(inputs, outputs).init(device),
+            quant: WeightQuantizer::none(),
         }
+    }
+
+    /// Fake-quantizes the weights from now on (a learned scale starts from the current weights).
+    pub fn quantized(mut self, config: Option<WeightQuantConfig>) -> Self {
+        self.quant = WeightQuantizer::new(config, &self.linear.weight.val(), 1);
+        self
+    }
+
+    /// The weights `[in, out]` the layer computes with (fake-quantized when asked).
+    pub fn weight(&self) -> Tensor<2> {
+        self.quant.apply(self.linear.weight.val(), 1)
     }
 
     /// `[T, B, in]` → `[T, B, out]`. On the Flex CPU backend, spike inputs (mostly zeros) take
@@ -182,9 +240,10 @@ impl TimeLinear {
         let steps = x.dims()[0];
         let folded = fold::<3, 2>(x);
         if !(crate::kernels::enabled() && crate::device::is_flex(&folded.device())) {
-            return unfold(self.linear.forward(folded), steps);
+            let bias = self.linear.bias.as_ref().map(|b| b.val());
+            return unfold(linear(folded, self.weight(), bias), steps);
         }
-        let weight = self.linear.weight.val();
+        let weight = self.weight();
         let bias = bias_or_zeros(self.linear.bias.as_ref(), weight.dims()[1], &weight);
         unfold(
             spike_linear(folded, weight, bias, SpikeLinearMode::Auto),
@@ -211,6 +270,31 @@ impl TimeDropout {
     /// Any `[T, B, ...]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         self.dropout.forward(x)
+    }
+}
+
+/// Batch normalisation shared by every time step: one set of affine parameters and running
+/// statistics, as a PyTorch `BatchNorm2d` called at every step of an snnTorch loop (the QSNN
+/// networks). In training the batch statistics are taken over all steps at once (torch takes
+/// them per call, i.e. per step); inference with the running statistics is the same.
+#[derive(Module, Debug)]
+pub struct TimeBatchNorm2d {
+    /// The batch norm over the folded `[T·B, C, H, W]` input.
+    pub norm: BatchNorm,
+}
+
+impl TimeBatchNorm2d {
+    /// `channels` features.
+    pub fn new(channels: usize, device: &Device) -> Self {
+        Self {
+            norm: BatchNormConfig::new(channels).init(device),
+        }
+    }
+
+    /// `[T, B, C, H, W]`, any `T`.
+    pub fn forward(&self, x: Tensor<5>) -> Tensor<5> {
+        let steps = x.dims()[0];
+        unfold(self.norm.forward(fold::<5, 4>(x)), steps)
     }
 }
 

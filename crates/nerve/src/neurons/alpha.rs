@@ -126,6 +126,8 @@ impl Neuron for Alpha {
             }
             Reset::None => {}
         }
+        let (mut exc, mut inh) = (self.firing.quantize(exc), self.firing.quantize(inh));
+        let mut mem = self.firing.quantize(mem);
         let spk = self.firing.fire(&mem);
         if !self.firing.config.reset_delay {
             // snnTorch's Alpha has no immediate reset; this applies the membrane's own rule to the

@@ -6,6 +6,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::bcast;
 use crate::firing::Reset;
+use crate::quant::StateQuant;
 use crate::surrogate::Surrogate;
 
 /// Options of the firing rule, as snnTorch's neuron constructors take them.
@@ -29,6 +30,9 @@ pub struct FiringConfig {
     pub inhibition: bool,
     /// Stop gradients through the reset term (snnTorch always does).
     pub detach_reset: bool,
+    /// Round the membrane (and synaptic currents) to these levels each step, before firing, as
+    /// snnTorch's `state_quant` argument does.
+    pub state_quant: Option<StateQuant>,
 }
 
 impl Default for FiringConfig {
@@ -43,6 +47,7 @@ impl Default for FiringConfig {
             learn_graded_spikes_factor: false,
             inhibition: false,
             detach_reset: true,
+            state_quant: None,
         }
     }
 }
@@ -117,6 +122,15 @@ impl Firing {
             Reset::Subtract => mem - reset.clone() * self.threshold::<D>(),
             Reset::Zero => mem.clone() - reset.clone() * mem,
             Reset::None => mem,
+        }
+    }
+
+    /// A freshly integrated state rounded to the state-quantization levels (unchanged without
+    /// them); the gradient passes straight through.
+    pub fn quantize<const D: usize>(&self, state: Tensor<D>) -> Tensor<D> {
+        match &self.config.state_quant {
+            Some(q) => q.apply(state),
+            None => state,
         }
     }
 

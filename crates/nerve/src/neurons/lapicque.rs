@@ -153,6 +153,7 @@ impl Neuron for Lapicque {
         let reset = self.firing.reset_signal(&state.mem);
         let mem = x * rate.clone() * self.resistance + (rate.neg() + 1.0) * state.mem;
         let mem = self.firing.apply_reset(mem, &reset);
+        let mem = self.firing.quantize(mem);
         let spk = self.firing.fire(&mem);
         let mem = self.firing.immediate_reset(mem, &spk, &reset);
         (spk, LapicqueState { mem })

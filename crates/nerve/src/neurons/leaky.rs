@@ -79,6 +79,7 @@ impl Neuron for Leaky {
             Reset::Zero => beta * (reset.clone().neg() + 1.0) * state.mem + x,
             Reset::None => beta * state.mem + x,
         };
+        let mem = self.firing.quantize(mem);
         let spk = self.firing.fire(&mem);
         let mem = self.firing.immediate_reset(mem, &spk, &reset);
         (spk, LeakyState { mem })
@@ -156,6 +157,7 @@ impl Leaky {
             reset: cfg.reset,
             surrogate: cfg.surrogate.closed_form()?,
             membranes: self.record_mem,
+            levels: cfg.state_quant.as_ref().map(|q| q.shared_levels()),
         })
     }
 

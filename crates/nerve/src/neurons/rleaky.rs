@@ -198,6 +198,7 @@ impl Neuron for RLeaky {
         let mem = beta * state.mem + x + self.recurrent.forward(state.spk);
         // Unlike Leaky, snnTorch's RLeaky zero reset also discards this step's input.
         let mem = self.firing.apply_reset(mem, &reset);
+        let mem = self.firing.quantize(mem);
         let spk = self.firing.fire(&mem);
         let mem = self.firing.immediate_reset(mem, &spk, &reset);
         (spk.clone(), RLeakyState { spk, mem })

@@ -99,6 +99,7 @@ impl Neuron for RSynaptic {
         let mem = beta * state.mem + syn.clone();
         // As in Synaptic, a zero reset clears the membrane only.
         let mem = self.firing.apply_reset(mem, &reset);
+        let (syn, mem) = (self.firing.quantize(syn), self.firing.quantize(mem));
         let spk = self.firing.fire(&mem);
         let mem = self.firing.immediate_reset(mem, &spk, &reset);
         (spk.clone(), RSynapticState { spk, syn, mem })

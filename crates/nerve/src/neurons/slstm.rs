@@ -149,6 +149,7 @@ impl Neuron for SLstm {
         let mem = output * syn.clone().tanh();
         // As snnTorch does, a zero reset clears the hidden state but keeps the cell state.
         let mem = self.firing.apply_reset(mem, &reset);
+        let (syn, mem) = (self.firing.quantize(syn), self.firing.quantize(mem));
         let spk = self.firing.fire(&mem);
         let mem = self.firing.immediate_reset(mem, &spk, &reset);
         (spk, SLstmState { syn, mem })

@@ -90,6 +90,7 @@ impl Neuron for Synaptic {
         let mem = beta * state.mem + syn.clone();
         // snnTorch's reset-to-zero clears only the membrane; the synaptic current keeps flowing.
         let mem = self.firing.apply_reset(mem, &reset);
+        let (syn, mem) = (self.firing.quantize(syn), self.firing.quantize(mem));
         let spk = self.firing.fire(&mem);
         let mem = self.firing.immediate_reset(mem, &spk, &reset);
         (spk, SynapticState { syn, mem })

@@ -11,6 +11,7 @@ use std::path::Path;
 use burn::tensor::{Device, Tensor, TensorData};
 
 mod neuron;
+mod quant;
 mod spikegen;
 use serde_json::Value;
 
@@ -106,10 +107,12 @@ impl RefCase {
     pub fn label(&self) -> String {
         let j = &self.json;
         let kind = j["kind"].as_str().unwrap_or("?");
-        let name = j[kind].as_str().unwrap_or("?");
-        let mut label = format!("#{:02} {kind} {name}", self.index);
-        if let Some(p) = j["params"].as_object() {
-            for (k, v) in p {
+        let mut label = format!("#{:02} {kind}", self.index);
+        if let Some(name) = j[kind].as_str() {
+            label.push_str(&format!(" {name}"));
+        }
+        for section in ["params", "quant_params", "leaky_params"] {
+            for (k, v) in j[section].as_object().into_iter().flatten() {
                 label.push_str(&format!(" {k}={v}"));
             }
         }
@@ -305,6 +308,8 @@ pub fn check_case(case: &RefCase) -> CaseReport {
     let result = match case.json["kind"].as_str() {
         Some("neuron") => neuron::check(case, &mut cmp),
         Some("encoder" | "loss" | "accuracy") => spikegen::check(case, &mut cmp),
+        Some("state_quant") => quant::check_state_quant(case, &mut cmp),
+        Some("leaky_state_quant") => quant::check_leaky(case, &mut cmp),
         Some(other) => Err(Error::invalid(
             case.label(),
             format!("case kind '{other}' is not supported yet"),
@@ -354,9 +359,17 @@ pub fn surrogate_of(case: &RefCase) -> Result<Surrogate> {
 
 /// The firing options a neuron case names.
 pub fn firing_of(case: &RefCase) -> Result<FiringConfig> {
-    let reset_name = case.json["params"]["reset_mechanism"]
-        .as_str()
-        .unwrap_or("subtract");
+    firing_from(case, &case.json["params"])
+}
+
+/// The firing options in a case's `params` object (or another object of the same names).
+pub(crate) fn firing_from(case: &RefCase, params: &Value) -> Result<FiringConfig> {
+    let f64_of = |name: &str, default: f64| match &params[name] {
+        Value::Bool(b) => f64::from(u8::from(*b)),
+        v => v.as_f64().unwrap_or(default),
+    };
+    let bool_of = |name: &str, default: bool| params[name].as_bool().unwrap_or(default);
+    let reset_name = params["reset_mechanism"].as_str().unwrap_or("subtract");
     let reset = Reset::from_name(reset_name).ok_or_else(|| {
         Error::invalid(
             case.label(),
@@ -364,15 +377,16 @@ pub fn firing_of(case: &RefCase) -> Result<FiringConfig> {
         )
     })?;
     Ok(FiringConfig {
-        threshold: case.param_f64("threshold", 1.0),
-        learn_threshold: case.param_bool("learn_threshold", false),
+        threshold: f64_of("threshold", 1.0),
+        learn_threshold: bool_of("learn_threshold", false),
         surrogate: surrogate_of(case)?,
         reset,
-        reset_delay: case.param_bool("reset_delay", true),
-        graded_spikes_factor: case.param_f64("graded_spikes_factor", 1.0),
-        learn_graded_spikes_factor: case.param_bool("learn_graded_spikes_factor", false),
-        inhibition: case.param_bool("inhibition", false),
+        reset_delay: bool_of("reset_delay", true),
+        graded_spikes_factor: f64_of("graded_spikes_factor", 1.0),
+        learn_graded_spikes_factor: bool_of("learn_graded_spikes_factor", false),
+        inhibition: bool_of("inhibition", false),
         detach_reset: true,
+        state_quant: None,
     })
 }
 

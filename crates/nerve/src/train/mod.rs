@@ -4,5 +4,6 @@
 pub mod history;
 pub mod lm_trainer;
 pub mod optimizer;
+pub mod run_config;
 pub mod schedule;
 pub mod trainer;

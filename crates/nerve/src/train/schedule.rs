@@ -42,11 +42,28 @@ pub enum Schedule {
         /// Multiplicative factor per decay.
         gamma: f64,
     },
+    /// Cosine annealing that keeps stepping past its period, as torch's `CosineAnnealingLR` does
+    /// when stepped on: down to `eta_min` at `t_max`, back up to the base rate at `2·t_max`, and
+    /// so on. The QSNN paper (Eshraghian et al., AICAS 2022) trains quantized SNNs with it:
+    /// each rise is a "periodic boost" that can carry the weights out of a local minimum.
+    PeriodicCosine {
+        /// Steps from the base rate down to `eta_min` (half the period).
+        t_max: usize,
+        /// Lowest learning rate.
+        eta_min: f64,
+    },
+    /// Another schedule, halved for good after every epoch whose mean training loss is higher
+    /// than the lowest seen so far: the loss-dependent rule of the QSNN code (`evaluate.py`).
+    LossDependent {
+        /// The schedule being scaled.
+        inner: Box<Schedule>,
+    },
 }
 
 /// The accepted forms, quoted in every parse error so the user can fix the flag at once.
 const FORMS: &str = "constant | cosine[:T_MAX[:ETA_MIN]] | cosine-restarts:T0[:MULT[:ETA_MIN]] \
-                     | step:SIZE:GAMMA (periods in steps, or epochs with an 'e' suffix, e.g. 10e)";
+                     | step:SIZE:GAMMA | periodic-cosine:T_MAX[:ETA_MIN] | loss-dependent[:SCHEDULE] \
+                     (periods in steps, or epochs with an 'e' suffix, e.g. 10e)";
 
 impl Schedule {
     /// The learning rate to use for optimizer step `step` (0-based) given the base rate.
@@ -71,7 +88,38 @@ impl Schedule {
                 let decays = step / step_size.max(1);
                 base_lr * gamma.powi(decays.min(i32::MAX as usize) as i32)
             }
+            Schedule::PeriodicCosine { t_max, eta_min } => {
+                // The closed form is periodic in 2·t_max; reducing first keeps the angle exact.
+                let t_max = t_max.max(1);
+                cosine(base_lr, eta_min, step % (2 * t_max), t_max)
+            }
+            Schedule::LossDependent { ref inner } => inner.lr(base_lr, step),
         }
+    }
+
+    /// The learning rate for optimizer step `step` after epochs whose mean training losses were
+    /// `epoch_losses` (oldest first): [`Schedule::lr`], scaled by the loss-dependent halvings.
+    pub fn lr_after(&self, base_lr: f64, step: usize, epoch_losses: &[f64]) -> f64 {
+        self.lr(base_lr, step) * self.loss_factor(epoch_losses)
+    }
+
+    /// The factor a loss-dependent schedule has reached after `epoch_losses`: halved once for
+    /// every epoch whose loss rose above the lowest before it (1 for other schedules). It is
+    /// recomputed from the run's history, so a resumed run continues with the same factor.
+    pub fn loss_factor(&self, epoch_losses: &[f64]) -> f64 {
+        if !matches!(self, Schedule::LossDependent { .. }) {
+            return 1.0;
+        }
+        let mut best = f64::INFINITY;
+        let mut factor = 1.0;
+        for &loss in epoch_losses {
+            if loss > best {
+                factor *= 0.5;
+            } else {
+                best = loss;
+            }
+        }
+        factor
     }
 
     /// Parses a CLI spec; `e`-suffixed periods are multiplied by `steps_per_epoch`, and a bare
@@ -160,6 +208,25 @@ impl Schedule {
                     eta_min,
                 })
             }
+            "periodic-cosine" => {
+                arity(1, 2)?;
+                let t_max = period("T_MAX", args[0])?;
+                let eta_min = args.get(1).map_or(Ok(0.0), |s| real("ETA_MIN", s, false))?;
+                Ok(Schedule::PeriodicCosine { t_max, eta_min })
+            }
+            "loss-dependent" => {
+                let inner = if args.is_empty() {
+                    Schedule::Constant
+                } else {
+                    Schedule::parse(&args.join(":"), steps_per_epoch, total_steps)?
+                };
+                if matches!(inner, Schedule::LossDependent { .. }) {
+                    return Err(bad("loss-dependent cannot wrap itself".into()));
+                }
+                Ok(Schedule::LossDependent {
+                    inner: Box::new(inner),
+                })
+            }
             "step" => {
                 arity(2, 2)?;
                 let step_size = period("SIZE", args[0])?;
@@ -183,6 +250,10 @@ impl fmt::Display for Schedule {
                 eta_min,
             } => write!(f, "cosine-restarts:{t_0}:{t_mult}:{eta_min}"),
             Schedule::StepDecay { step_size, gamma } => write!(f, "step:{step_size}:{gamma}"),
+            Schedule::PeriodicCosine { t_max, eta_min } => {
+                write!(f, "periodic-cosine:{t_max}:{eta_min}")
+            }
+            Schedule::LossDependent { inner } => write!(f, "loss-dependent:{inner}"),
         }
     }
 }
@@ -340,6 +411,9 @@ mod tests {
             "cosine:100:0.001",
             "cosine-restarts:10:2:0",
             "step:30:0.1",
+            "periodic-cosine:4690:0",
+            "loss-dependent:constant",
+            "loss-dependent:periodic-cosine:20:0.0001",
         ] {
             let s = Schedule::parse(spec, 1, 0).unwrap();
             assert_eq!(Schedule::parse(&s.to_string(), 1, 0).unwrap(), s);
@@ -357,6 +431,12 @@ mod tests {
             ("cosine-restarts:10:0", "MULT must be a whole number >= 1"),
             ("cosine", "T_MAX is needed"),
             ("constant:3", "'constant' takes 0 argument(s), got 1"),
+            (
+                "periodic-cosine",
+                "'periodic-cosine' takes 1 to 2 argument(s), got 0",
+            ),
+            ("loss-dependent:loss-dependent", "cannot wrap itself"),
+            ("loss-dependent:step:0:1", "SIZE must be at least 1 step"),
         ];
         for (spec, want) in cases {
             let msg = Schedule::parse(spec, 10, 0).unwrap_err().to_string();
@@ -364,5 +444,49 @@ mod tests {
             assert!(msg.contains("learning-rate schedule"), "{msg}");
             assert!(!msg.contains('\n'), "{msg}");
         }
+    }
+
+    #[test]
+    fn periodic_cosine_boosts_back_to_the_base_rate() {
+        let s = Schedule::parse("periodic-cosine:2e", 50, 0).unwrap();
+        assert_eq!(
+            s,
+            Schedule::PeriodicCosine {
+                t_max: 100,
+                eta_min: 0.0
+            }
+        );
+        assert_eq!(s.lr(1.0, 0), 1.0);
+        assert!((s.lr(1.0, 50) - 0.5).abs() < 1e-12);
+        assert!(s.lr(1.0, 100).abs() < 1e-12);
+        // Past its period it climbs back, where plain cosine stays at the bottom.
+        assert!((s.lr(1.0, 150) - 0.5).abs() < 1e-12);
+        assert_eq!(s.lr(1.0, 200), 1.0);
+        assert_eq!(s.lr(1.0, 1234), s.lr(1.0, 1234 - 600));
+        let plain = Schedule::Cosine {
+            t_max: 100,
+            eta_min: 0.0,
+        };
+        assert_eq!(plain.lr(1.0, 150), plain.lr(1.0, 100));
+    }
+
+    #[test]
+    fn loss_dependent_halves_after_each_epoch_whose_loss_rose() {
+        let s = Schedule::parse("loss-dependent:periodic-cosine:10", 5, 0).unwrap();
+        assert_eq!(s.loss_factor(&[]), 1.0);
+        // 1.0 is the lowest; 1.2 rises (halve); 0.9 is a new lowest; 0.95 and 1.1 rise.
+        assert_eq!(s.loss_factor(&[1.0, 1.2, 0.9, 0.95, 1.1]), 0.125);
+        assert_eq!(s.lr_after(2.0, 0, &[1.0, 1.2]), 1.0);
+        assert_eq!(
+            s.lr(2.0, 10),
+            Schedule::PeriodicCosine {
+                t_max: 10,
+                eta_min: 0.0
+            }
+            .lr(2.0, 10)
+        );
+        // Other schedules ignore the losses.
+        let constant = Schedule::Constant;
+        assert_eq!(constant.lr_after(2.0, 3, &[1.0, 5.0, 9.0]), 2.0);
     }
 }

@@ -19,6 +19,7 @@ use crate::models::{SpikingNet, SpikingNetConfig};
 use crate::store::checkpoint::{self, CheckpointMeta};
 use crate::train::history::{BatchRecord, EpochRecord, History};
 use crate::train::optimizer::OptimizerKind;
+use crate::train::run_config::run_config_json;
 use crate::train::schedule::Schedule;
 
 /// The training loss on the output layer.
@@ -29,24 +30,67 @@ pub enum LossKind {
     /// Cross-entropy of the spike counts (`ce_count_loss`).
     CeCount,
     /// Mean-square error of spike counts against target rates (`mse_count_loss`).
-    MseCount,
+    MseCount {
+        /// Firing rate asked of the correct class (snnTorch's default 1).
+        correct_rate: f64,
+        /// Firing rate asked of the other classes (snnTorch's default 0).
+        incorrect_rate: f64,
+    },
     /// Cross-entropy of the maximum membrane (`ce_max_membrane_loss`).
     CeMaxMembrane,
 }
 
 impl LossKind {
-    /// Parses `ce-rate`, `ce-count`, `mse-count`, `ce-max-membrane`.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "ce-rate" => Ok(LossKind::CeRate),
-            "ce-count" => Ok(LossKind::CeCount),
-            "mse-count" => Ok(LossKind::MseCount),
-            "ce-max-membrane" => Ok(LossKind::CeMaxMembrane),
-            _ => Err(Error::invalid(
-                "loss",
-                format!("'{s}': expected ce-rate, ce-count, mse-count or ce-max-membrane"),
-            )),
+    /// The form [`LossKind::parse`] reads.
+    pub fn spec(&self) -> String {
+        match self {
+            LossKind::CeRate => "ce-rate".into(),
+            LossKind::CeCount => "ce-count".into(),
+            LossKind::MseCount {
+                correct_rate,
+                incorrect_rate,
+            } => format!("mse-count:{correct_rate}:{incorrect_rate}"),
+            LossKind::CeMaxMembrane => "ce-max-membrane".into(),
         }
+    }
+
+    /// Parses `ce-rate`, `ce-count`, `mse-count[:CORRECT:INCORRECT]`, `ce-max-membrane`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::invalid(
+                "loss",
+                format!(
+                    "'{s}': expected ce-rate, ce-count, mse-count[:CORRECT:INCORRECT] (rates in \
+                     [0, 1], e.g. mse-count:0.8:0.2) or ce-max-membrane"
+                ),
+            )
+        };
+        match s {
+            "ce-rate" => return Ok(LossKind::CeRate),
+            "ce-count" => return Ok(LossKind::CeCount),
+            "mse-count" => {
+                return Ok(LossKind::MseCount {
+                    correct_rate: 1.0,
+                    incorrect_rate: 0.0,
+                })
+            }
+            "ce-max-membrane" => return Ok(LossKind::CeMaxMembrane),
+            _ => {}
+        }
+        let rates = s.strip_prefix("mse-count:").ok_or_else(bad)?;
+        let (c, i) = rates.split_once(':').ok_or_else(bad)?;
+        let rate = |v: &str| -> Result<f64> {
+            let r: f64 = v.trim().parse().map_err(|_| bad())?;
+            if (0.0..=1.0).contains(&r) {
+                Ok(r)
+            } else {
+                Err(bad())
+            }
+        };
+        Ok(LossKind::MseCount {
+            correct_rate: rate(c)?,
+            incorrect_rate: rate(i)?,
+        })
     }
 }
 
@@ -196,7 +240,10 @@ pub fn loss_of(
     match kind {
         LossKind::CeRate => loss::CeRateLoss::new().forward(spk, targets),
         LossKind::CeCount => loss::CeCountLoss::new().forward(spk, targets),
-        LossKind::MseCount => loss::MseCountLoss::default().forward(spk, targets),
+        LossKind::MseCount {
+            correct_rate,
+            incorrect_rate,
+        } => loss::MseCountLoss::new(correct_rate, incorrect_rate).forward(spk, targets),
         LossKind::CeMaxMembrane => loss::CeMaxMembraneLoss::new().forward(mem, targets),
     }
 }
@@ -372,9 +419,15 @@ pub fn train(
             batches: batches_per_epoch,
         });
         let (mut loss_sum, mut right) = (0.0f64, 0usize);
+        let mut losses: Vec<f64> = session
+            .history
+            .records
+            .iter()
+            .map(|r| r.train_loss)
+            .collect();
         for (b, batch) in order.chunks(batch_size).enumerate() {
             let global_step = (epoch - 1) * batches_per_epoch + b;
-            let lr = cfg.schedule.lr(cfg.lr, global_step);
+            let lr = cfg.schedule.lr_after(cfg.lr, global_step, &losses);
             let (x, y) =
                 train_data.batch(batch, session.net.steps, cfg.encoding, &mut rng, device)?;
             let (loss, ok) = train_step(&mut session, x, y, cfg, lr, epoch, b + 1)?;
@@ -393,13 +446,17 @@ pub fn train(
         }
         let valid = session.net.valid();
         let report = evaluate(&valid, test_data, cfg, &device.clone().inner(), on_event)?;
+        let train_loss = loss_sum / batches_per_epoch.max(1) as f64;
+        losses.push(train_loss);
         let record = EpochRecord {
             epoch,
-            train_loss: loss_sum / batches_per_epoch.max(1) as f64,
+            train_loss,
             train_accuracy: right as f64 / n.max(1) as f64,
             test_loss: report.loss,
             test_accuracy: report.accuracy,
-            lr: cfg.schedule.lr(cfg.lr, epoch * batches_per_epoch),
+            lr: cfg
+                .schedule
+                .lr_after(cfg.lr, epoch * batches_per_epoch, &losses),
             seconds: started.elapsed().as_secs_f64(),
             spikes_per_sample: report.spikes_per_sample,
             step: (epoch * batches_per_epoch) as u64,
@@ -481,29 +538,4 @@ fn save(session: &Session, cfg: &TrainConfig, epoch: usize, step: u64) -> Result
         .write_json(cfg.out_dir.join("history.json"))?;
     session.history.write_csv(cfg.out_dir.join("history.csv"))?;
     Ok(())
-}
-
-/// The run's configuration as JSON, stored in the checkpoint so `eval` can rebuild the network.
-pub fn run_config_json(net: &SpikingNetConfig, cfg: &TrainConfig) -> serde_json::Value {
-    serde_json::json!({
-        "arch": net.arch,
-        "input": net.input,
-        "steps": net.steps,
-        "beta": net.beta,
-        "learn_beta": net.learn_beta,
-        "threshold": net.firing.threshold,
-        "reset": format!("{:?}", net.firing.reset).to_lowercase(),
-        "surrogate": format!("{:?}", net.firing.surrogate),
-        "epochs": cfg.epochs,
-        "batch_size": cfg.batch_size,
-        "lr": cfg.lr,
-        "optimizer": format!("{:?}", cfg.optimizer),
-        "schedule": format!("{:?}", cfg.schedule),
-        "grad_clip": cfg.grad_clip,
-        "seed": cfg.seed,
-        "loss": format!("{:?}", cfg.loss),
-        "encoding": format!("{:?}", cfg.encoding),
-        "dataset": cfg.dataset,
-        "tbptt": cfg.tbptt,
-    })
 }

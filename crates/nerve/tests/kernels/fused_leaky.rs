@@ -301,3 +301,40 @@ fn gradients_flow_through_the_state_between_two_runs() {
         assert_close(&format!("{reset:?}: second chunk"), f.1, r.1);
     }
 }
+
+#[test]
+fn state_quantization_in_the_kernel_matches_the_reference_forward_and_backward() {
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    let x0 = Tensor::<3>::random([30, 2, 50], Distribution::Normal(0.3, 0.6), &device);
+    let m0 = Tensor::<3>::random([1, 2, 50], Distribution::Normal(0.5, 0.5), &device);
+    for (bits, uniform) in [(4, true), (3, false), (8, true)] {
+        let mut quant = nerve::quant::StateQuantConfig::new(bits, 0.8);
+        quant.uniform = uniform;
+        let mut cfg = config(Reset::Subtract, Surrogate::default(), 1.0);
+        cfg.firing.state_quant = Some(quant.init().unwrap());
+        let lif = cfg.init(&device);
+        assert!(lif.runs_fused(&x0), "the kernel should apply");
+        let state = || Some(LeakyState { mem: m0.clone() });
+        let fused = lif.run(x0.clone(), state());
+        let reference = lif.run_reference(x0.clone(), state());
+        assert_eq!(
+            max_abs_diff(fused.spk, reference.spk),
+            0.0,
+            "{bits} bits: spikes"
+        );
+        let mem = fused.mem.unwrap();
+        assert_eq!(max_abs_diff(mem.clone(), reference.mem.unwrap()), 0.0);
+        // Every membrane is one of the levels.
+        let levels = quant.levels().unwrap();
+        let on_grid = mem.into_data().iter::<f32>().all(|m| levels.contains(&m));
+        assert!(on_grid, "{bits} bits: a membrane off the level table");
+        let loss = |out: nerve::neurons::NeuronOutput<3, LeakyState<3>>| {
+            out.spk.sum() + out.mem.unwrap().powf_scalar(2.0).sum() * 0.1
+        };
+        let (gx_f, gm_f) = input_grads(&lif, &x0, &m0, true, loss);
+        let (gx_r, gm_r) = input_grads(&lif, &x0, &m0, false, loss);
+        assert_close("quantized x gradients", gx_f, gx_r);
+        assert_close("quantized mem0 gradients", gm_f, gm_r);
+    }
+}

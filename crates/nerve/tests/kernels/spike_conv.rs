@@ -2,14 +2,15 @@
 //! input, weights and bias, on binary spikes, sparse real values and all-zero input, with and
 //! without padding.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::PaddingConfig2d;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 use nerve::kernels::spike_conv::{spike_conv2d, SpikeConvMode};
-use nerve::layers::TimeConv2d;
+use nerve::layers::{TimeConv2d, WeightQuantizer};
+use nerve::quant::WeightQuantConfig;
 
 fn rel_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes");
@@ -142,6 +143,7 @@ fn time_conv_takes_the_kernel_with_every_padding_burn_offers() {
             conv: Conv2dConfig::new([4, 6], [3, 5])
                 .with_padding(padding.clone())
                 .init(&device),
+            quant: WeightQuantizer::none(),
         };
         let got = layer.forward(x.clone());
         let want = layer.conv.forward(x.clone().flatten(0, 1));
@@ -151,5 +153,26 @@ fn time_conv_takes_the_kernel_with_every_padding_burn_offers() {
         assert!(d < 1e-5, "{padding:?}: {d}");
         let valid = layer.valid();
         assert_eq!(valid.forward(x.clone()).dims(), [t, b, o, h, w]);
+        // A 4-bit layer computes what Burn's convolution does with the quantized kernel, on
+        // the event-driven path and on the dense one (asymmetric padding).
+        let quantized = layer
+            .clone()
+            .quantized(Some(WeightQuantConfig::bits(4).unwrap()));
+        let mut plain = layer.conv.clone();
+        plain.weight = Param::from_tensor(quantized.weight());
+        let want = plain.forward(x.clone().flatten(0, 1));
+        let d = rel_diff(quantized.forward(x.clone()).flatten(0, 1), want);
+        assert!(d < 1e-5, "{padding:?} quantized: {d}");
+        let distinct: std::collections::BTreeSet<u32> = quantized
+            .weight()
+            .into_data()
+            .iter::<f32>()
+            .map(f32::to_bits)
+            .collect();
+        assert!(
+            distinct.len() <= 15,
+            "{} distinct 4-bit weights",
+            distinct.len()
+        );
     }
 }

@@ -8,4 +8,5 @@ mod common;
 mod encode;
 mod fixtures;
 mod loss;
+mod quant;
 mod snntorch_check;

@@ -12,7 +12,8 @@
 //! Semantics (snnTorch `Leaky` with its defaults: delayed, detached reset): for each neuron,
 //! `r_t = H(m_{t-1} − θ)`, then `m_t = β·m_{t-1} + x_t − r_t·θ` (subtract),
 //! `m_t = β·(1 − r_t)·m_{t-1} + x_t` (zero) or `m_t = β·m_{t-1} + x_t` (none), and
-//! `s_t = g·H(m_t − θ)`. The backward carries
+//! `s_t = g·H(m_t − θ)`; with a level table (state quantization), `m_t` is rounded to its
+//! nearest level before it fires, and the backward passes straight through the rounding. The backward carries
 //! `∂L/∂m_t = ∂L/∂s_t·g·S'(m_t − θ) + ∂L/∂m_t|direct + ∂L/∂m_{t+1}·∂m_{t+1}/∂m_t`, where the
 //! reset is a constant (as snnTorch detaches it), so `∂m_{t+1}/∂m_t` is `β`, or `β·(1 − r_{t+1})`
 //! for the zero reset.
@@ -118,7 +119,7 @@ fn fast_sigmoid_grad(slope: f32, u: f32) -> f32 {
 }
 
 /// Constants of one fused Leaky layer (shared by all its neurons).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LeakyParams {
     /// Membrane decay β (already clamped to [0, 1]).
     pub beta: f32,
@@ -133,6 +134,9 @@ pub struct LeakyParams {
     /// Also return every step's membrane (`[T, N]`). Without it the op writes only the spikes
     /// and the final membrane, in training too: the backward recomputes the membranes it needs.
     pub membranes: bool,
+    /// Round each freshly integrated membrane to the nearest of these levels before it fires
+    /// (state quantization; the backward treats the rounding as the identity).
+    pub levels: Option<std::sync::Arc<[f32]>>,
 }
 
 /// The fused Leaky op as a Burn backend extension: Flex runs it on raw slices, Autodiff over
@@ -251,12 +255,14 @@ impl<C: CheckpointStrategy> LeakyKernel for Autodiff<Flex, C> {
         let mut guards = [0, 1, 2].map(|_| Some([x.node(), mem0.node()]));
         let (x, mem0) = (x.into_primitive(), mem0.into_primitive());
         let (spk, last, mem) =
-            <Flex as LeakyKernel>::leaky_multistep(x.clone(), mem0.clone(), params);
+            <Flex as LeakyKernel>::leaky_multistep(x.clone(), mem0.clone(), params.clone());
         let mut track = |i: usize, seed: Seed, out: FlexTensor| {
             let parents = guards[i].take().expect("one node per output");
             let op = LeakyBackward { seed };
             match op.prepare::<C>(parents).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish((x.clone(), mem0.clone(), params), out),
+                OpsKind::Tracked(prep) => {
+                    prep.finish((x.clone(), mem0.clone(), params.clone()), out)
+                }
                 OpsKind::UnTracked(prep) => prep.finish(out),
             }
         };

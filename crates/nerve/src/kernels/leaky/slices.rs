@@ -5,6 +5,8 @@ use rayon::prelude::*;
 
 use super::{atan_grad, fast_sigmoid_grad, LeakyParams, SurrogateGrad};
 use crate::firing::Reset;
+use crate::kernels::levels::round_to_levels;
+
 /// Neurons per parallel task in the forward: enough work per task to amortise the fork, few
 /// enough tasks to balance two to sixteen threads.
 pub(super) const CHUNK: usize = 2048;
@@ -44,6 +46,9 @@ fn advance(state: &mut [f32], xt: &[f32], p: &LeakyParams) {
                 *m = beta * *m + x;
             }
         }
+    }
+    if let Some(levels) = &p.levels {
+        round_to_levels(levels, state);
     }
 }
 

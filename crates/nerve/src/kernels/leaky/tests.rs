@@ -27,6 +27,9 @@ fn scalar_reference(
                 Reset::Zero => p.beta * (1.0 - r) * m + x[t * n + i],
                 Reset::None => p.beta * m + x[t * n + i],
             };
+            if let Some(levels) = &p.levels {
+                m = crate::kernels::levels::nearest_level(levels, m);
+            }
             mem[t * n + i] = m;
             spk[t * n + i] = h(m - p.threshold) * p.graded;
         }
@@ -69,7 +72,12 @@ fn backward_band_width_keeps_whole_vectors_within_the_scratch() {
 fn slices_match_a_scalar_reference_with_partial_bands() {
     // 5000 steps make the backward bands 16 neurons wide, so 37 neurons end in a partial
     // band; 3 steps make them one partial band.
-    for (steps, n) in [(5000, 37), (3, 37), (64, 1)] {
+    // A coarse level table (state quantization) must round every membrane the same way too.
+    let levels: std::sync::Arc<[f32]> = [-1.0f32, -0.3, 0.0, 0.45, 0.7, 0.85, 1.2].into();
+    let cases = [(5000, 37), (3, 37), (64, 1)]
+        .into_iter()
+        .flat_map(|size| [(size, None), (size, Some(levels.clone()))]);
+    for ((steps, n), levels) in cases {
         for reset in [Reset::Subtract, Reset::Zero, Reset::None] {
             let p = LeakyParams {
                 beta: 0.9,
@@ -78,6 +86,7 @@ fn slices_match_a_scalar_reference_with_partial_bands() {
                 reset,
                 surrogate: SurrogateGrad::ATan(2.0),
                 membranes: true,
+                levels: levels.clone(),
             };
             let x = values(steps * n, 1, -0.7);
             let mem0 = values(n, 2, -0.5);

@@ -17,8 +17,11 @@ pub enum Token {
     MaxPool(usize),
     /// Average pooling with window and stride `size`.
     AvgPool(usize),
-    /// Batch-norm through time.
+    /// Batch-norm through time (`BN`): statistics and affine parameters per step.
     BatchNorm,
+    /// Batch-norm shared over time (`BN2D`): one set of statistics and parameters for all steps,
+    /// as a PyTorch `BatchNorm2d` inside an snnTorch loop (the QSNN networks).
+    BatchNorm2d,
     /// Dropout with probability `p`.
     Dropout(f64),
     /// Fully connected to `n` outputs.
@@ -49,6 +52,8 @@ pub fn parse_arch(arch: &str) -> Result<Vec<Token>> {
             Token::AvgPool(num(tok, rest)?)
         } else if upper == "BN" {
             Token::BatchNorm
+        } else if upper == "BN2D" {
+            Token::BatchNorm2d
         } else if upper == "LIF" {
             Token::Lif
         } else if let Some(rest) = upper.strip_prefix("DO") {
@@ -67,7 +72,7 @@ pub fn parse_arch(arch: &str) -> Result<Vec<Token>> {
         } else {
             return Err(bad(
                 tok,
-                "expected <n>C<k>, MP<k>, AP<k>, BN, DO<p>, LIF or FC<n>",
+                "expected <n>C<k>, MP<k>, AP<k>, BN, BN2D, DO<p>, LIF or FC<n>",
             ));
         };
         tokens.push(t);

@@ -6,9 +6,11 @@ use super::arch::{parse_arch, Token};
 use super::{SpikingNet, Stage};
 use crate::error::{Error, Result};
 use crate::layers::{
-    BatchNormTT2d, TimeAvgPool2d, TimeConv2d, TimeDropout, TimeLinear, TimeMaxPool2d,
+    BatchNormTT2d, TimeAvgPool2d, TimeBatchNorm2d, TimeConv2d, TimeDropout, TimeLinear,
+    TimeMaxPool2d,
 };
 use crate::neurons::{FiringConfig, LeakyConfig};
+use crate::quant::WeightQuantConfig;
 
 /// Options of a [`SpikingNet`].
 #[derive(Debug, Clone)]
@@ -23,8 +25,10 @@ pub struct SpikingNetConfig {
     pub beta: f64,
     /// Learn β per layer.
     pub learn_beta: bool,
-    /// Firing rule of every Leaky layer.
+    /// Firing rule of every Leaky layer (its `state_quant` quantizes every membrane).
     pub firing: FiringConfig,
+    /// Fake-quantization of every convolution and fully connected layer's weights.
+    pub weight_quant: Option<WeightQuantConfig>,
 }
 
 impl SpikingNetConfig {
@@ -37,6 +41,7 @@ impl SpikingNetConfig {
             beta: 0.5,
             learn_beta: false,
             firing: FiringConfig::default(),
+            weight_quant: None,
         }
     }
 
@@ -44,7 +49,7 @@ impl SpikingNetConfig {
     pub fn describe(&self) -> String {
         let [c, h, w] = self.input;
         let f = &self.firing;
-        format!(
+        let mut text = format!(
             "{} in={c}x{h}x{w} T={} leaky beta={}{} threshold={} reset={:?}",
             self.arch,
             self.steps,
@@ -52,7 +57,24 @@ impl SpikingNetConfig {
             if self.learn_beta { " (learned)" } else { "" },
             f.threshold,
             f.reset
-        )
+        );
+        // Only quantized networks say so, so float checkpoints keep their description.
+        if let Some(w) = &self.weight_quant {
+            text.push_str(&format!(" weights={w}"));
+        }
+        if let Some(q) = &f.state_quant {
+            let c = &q.config;
+            text.push_str(&format!(
+                " states={}bit {}",
+                c.num_bits,
+                match (c.uniform, c.thr_centered) {
+                    (true, _) => "uniform",
+                    (false, true) => "threshold-centred",
+                    (false, false) => "zero-centred",
+                }
+            ));
+        }
+        text
     }
 
     /// Checks the options a user can get wrong before anything is built.
@@ -77,6 +99,12 @@ impl SpikingNetConfig {
                 "input",
                 format!("{:?} has an empty axis", self.input),
             ));
+        }
+        if let Some(w) = &self.weight_quant {
+            w.validate()?;
+        }
+        if let Some(q) = &self.firing.state_quant {
+            q.config.levels()?;
         }
         Ok(())
     }
@@ -118,7 +146,9 @@ impl SpikingNetConfig {
                             ),
                         ));
                     }
-                    stages.push(Stage::Conv(TimeConv2d::new(c, *channels, *kernel, device)));
+                    stages.push(Stage::Conv(
+                        TimeConv2d::new(c, *channels, *kernel, device).quantized(self.weight_quant),
+                    ));
                     c = *channels;
                     h = h - kernel + 1;
                     w = w - kernel + 1;
@@ -141,6 +171,9 @@ impl SpikingNetConfig {
                             }
                             Token::BatchNorm if !placed => stages
                                 .push(Stage::BatchNorm(BatchNormTT2d::new(c, self.steps, device))),
+                            Token::BatchNorm2d if !placed => {
+                                stages.push(Stage::BatchNorm2d(TimeBatchNorm2d::new(c, device)))
+                            }
                             Token::Dropout(p) => stages.push(Stage::Dropout(TimeDropout::new(*p))),
                             Token::Lif if !placed => {
                                 stages.push(Stage::Neuron(leaky.init(device)));
@@ -161,7 +194,9 @@ impl SpikingNetConfig {
                 }
                 Token::Linear(n) => {
                     let inputs = flat.unwrap_or(c * h * w);
-                    stages.push(Stage::Linear(TimeLinear::new(inputs, *n, device)));
+                    stages.push(Stage::Linear(
+                        TimeLinear::new(inputs, *n, device).quantized(self.weight_quant),
+                    ));
                     stages.push(Stage::Neuron(leaky.init(device)));
                     names.push((format!("fc{} ({n})", names.len() + 1), *n));
                     flat = Some(*n);
@@ -171,7 +206,7 @@ impl SpikingNetConfig {
                     }
                 }
                 Token::Dropout(p) => stages.push(Stage::Dropout(TimeDropout::new(*p))),
-                Token::MaxPool(_) | Token::AvgPool(_) | Token::BatchNorm => {
+                Token::MaxPool(_) | Token::AvgPool(_) | Token::BatchNorm | Token::BatchNorm2d => {
                     return Err(Error::invalid(
                         "architecture",
                         format!("'{}': pooling and BN must follow a convolution", self.arch),

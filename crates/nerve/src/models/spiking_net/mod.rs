@@ -3,7 +3,8 @@
 //! `12C5-MP2-64C5-MP2-FC10` is snnTorch's tutorial conv SNN: a 5×5 convolution to 12 channels,
 //! 2×2 max pooling, a Leaky layer, a 5×5 convolution to 64 channels, pooling, a Leaky layer, and a
 //! fully connected layer to 10 outputs with a final Leaky layer. Tokens:
-//! `<n>C<k>` convolution, `MP<k>` / `AP<k>` max / average pooling, `BN` batch-norm through time,
+//! `<n>C<k>` convolution, `MP<k>` / `AP<k>` max / average pooling, `BN` batch-norm through time
+//! (per-step statistics), `BN2D` batch-norm shared over time,
 //! `DO<p>` dropout, `FC<n>` fully connected. A Leaky layer follows every convolution (after the
 //! pooling, batch-norm and dropout that come right after it) and every fully connected layer.
 //! An explicit `LIF` places a convolution's Leaky layer where it stands, so pooling written after
@@ -20,8 +21,8 @@ pub use self::arch::{parse_arch, Token};
 pub use self::config::SpikingNetConfig;
 use crate::error::{Error, Result};
 use crate::layers::{
-    flatten_features, BatchNormTT2d, TimeAvgPool2d, TimeConv2d, TimeDropout, TimeLinear,
-    TimeMaxPool2d,
+    flatten_features, BatchNormTT2d, TimeAvgPool2d, TimeBatchNorm2d, TimeConv2d, TimeDropout,
+    TimeLinear, TimeMaxPool2d,
 };
 use crate::neurons::{Leaky, LeakyState, Neuron};
 
@@ -42,6 +43,8 @@ pub enum Stage {
     Linear(TimeLinear),
     /// A Leaky layer.
     Neuron(Leaky),
+    /// Batch-norm shared over time.
+    BatchNorm2d(TimeBatchNorm2d),
 }
 
 /// Activations between stages: spatial `[T, B, C, H, W]` or flat `[T, B, N]`.
@@ -214,6 +217,7 @@ impl SpikingNet {
                     Act::Spatial(x) => Act::Spatial(m.forward(x)?),
                     Act::Flat(_) => unreachable!("the parser puts BN only after convolutions"),
                 },
+                (Stage::BatchNorm2d(m), Act::Spatial(x)) => Act::Spatial(m.forward(x)),
                 (Stage::Dropout(m), Act::Spatial(x)) => Act::Spatial(m.forward(x)),
                 (Stage::Dropout(m), Act::Flat(x)) => Act::Flat(m.forward(x)),
                 (Stage::Linear(m), a) => Act::Flat(m.forward(a.flat())),
