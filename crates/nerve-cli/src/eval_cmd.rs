@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use clap::Args;
 use indicatif::ProgressBar;
 use nerve::data::Encoding;
+use nerve::hw::energy::{measure_dataset, EnergyCosts, Precision};
 use nerve::store::checkpoint;
 use nerve::train::optimizer::OptimizerKind;
 use nerve::train::run_config::{loss_from_run, net_config_from_run};
 use nerve::train::schedule::Schedule;
 use nerve::train::trainer::{evaluate, EvalReport, Event, TrainConfig};
-use nerve::viz::write_eval_class_counts;
+use nerve::viz::{write_energy_png, write_eval_class_counts};
 use nerve::{Error, Result};
 
 use crate::train_data::{bar, load_data, DataArgs};
@@ -26,6 +27,18 @@ pub struct EvalArgs {
     /// Also draw the mean output spike counts per true class to this PNG.
     #[arg(long)]
     class_counts: Option<PathBuf>,
+    /// Also count spikes, synaptic operations and memory traffic per layer, estimate the energy
+    /// per inference against the ANN twin, and draw it (see --energy-plot).
+    #[arg(long)]
+    energy: bool,
+    /// A TOML table of per-operation costs in pJ replacing the 45 nm defaults (keys
+    /// float_mac_pj, float_add_pj, int_add_pj, int_mult_pj, sram_read_pj_per_byte,
+    /// sram_write_pj_per_byte).
+    #[arg(long, requires = "energy")]
+    energy_costs: Option<PathBuf>,
+    /// Where --energy draws its bar chart (default: energy.png beside the checkpoint).
+    #[arg(long, requires = "energy")]
+    energy_plot: Option<PathBuf>,
 }
 
 /// Prints an evaluation: accuracy, spikes per inference and each layer's firing rate.
@@ -101,6 +114,52 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     if let Some(path) = &args.class_counts {
         write_eval_class_counts(path, &report, &data.test.class_names(), &data.name)?;
         println!("class counts: {}", path.display());
+    }
+    if args.energy {
+        let costs = match &args.energy_costs {
+            Some(path) => EnergyCosts::load(path)?,
+            None => EnergyCosts::default(),
+        };
+        let precision = Precision::of(
+            net_config.weight_quant.map(|w| w.grid),
+            net_config
+                .firing
+                .state_quant
+                .as_ref()
+                .map(|q| q.config.num_bits),
+        );
+        let batches = cfg
+            .test_limit
+            .map_or(data.test.len(), |l| l.min(data.test.len()));
+        let pb = bar(batches.div_ceil(cfg.batch_size.max(1)), "energy".into());
+        let energy = measure_dataset(
+            &net,
+            data.test.as_ref(),
+            cfg.encoding,
+            cfg.batch_size,
+            cfg.test_limit,
+            precision,
+            &device,
+            &mut || pb.inc(1),
+        )?;
+        pb.finish_and_clear();
+        print!("{}", energy.table(&costs));
+        let plot = args.energy_plot.clone().unwrap_or_else(|| {
+            args.checkpoint
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("energy.png")
+        });
+        write_energy_png(
+            &plot,
+            &format!(
+                "Energy per inference by layer: {} on {}",
+                net_config.arch, data.name
+            ),
+            &energy,
+            &costs,
+        )?;
+        println!("energy plot: {}", plot.display());
     }
     Ok(())
 }

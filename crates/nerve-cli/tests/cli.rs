@@ -528,3 +528,41 @@ fn reference_check_passes_the_state_quantization_cases() {
         );
     }
 }
+
+#[test]
+fn eval_energy_prints_the_table_and_draws_the_chart() {
+    let tmp = Scratch::new("energy");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let run = tmp.join("run");
+    expect_success(&train(tmp.path(), &data, &run, &["--epochs", "1"]));
+    let checkpoint = run.join("checkpoint.safetensors");
+    let eval = |extra: &[&OsStr]| {
+        let mut args: Vec<&OsStr> = vec![
+            "eval".as_ref(),
+            "--checkpoint".as_ref(),
+            checkpoint.as_os_str(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--energy".as_ref(),
+        ];
+        args.extend_from_slice(extra);
+        nerve(tmp.path(), &args)
+    };
+    let stdout = expect_success(&eval(&[]));
+    for needle in [
+        "energy per inference",
+        "conv1 4C5",
+        "lif1",
+        "fc1",
+        "ANN twin total",
+        "x the ANN twin",
+    ] {
+        assert!(stdout.contains(needle), "no '{needle}' in:\n{stdout}");
+    }
+    assert!(read(&run.join("energy.png")).starts_with(b"\x89PNG\r\n\x1a\n"));
+    let costs = tmp.join("costs.toml");
+    write(&costs, b"float_mac = 2.0\n");
+    let out = eval(&["--energy-costs".as_ref(), costs.as_os_str()]);
+    expect_error(&out, &["costs.toml", "float_mac"]);
+}

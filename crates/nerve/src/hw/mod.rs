@@ -6,3 +6,5 @@
 //! `hw` sits above [`train`](crate::train) and below [`viz`](crate::viz): it may import models,
 //! trainers, data and kernels, and nothing above it imports it except pictures and the CLI
 //! (`tests/structure.rs` enforces the order).
+
+pub mod energy;

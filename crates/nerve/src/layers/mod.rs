@@ -98,24 +98,29 @@ impl TimeConv2d {
         }
     }
 
-    /// Burn's convolution with this layer's (quantized) kernel, as `Conv2d::forward` pads.
-    fn dense(&self, x: Tensor<4>) -> Tensor<4> {
+    /// The `(before, after)` padding of rows and columns for an `h × w` input, as
+    /// `Conv2d::forward` pads (Burn keeps that rule private; this is the same, ONNX `SAME_UPPER`).
+    pub fn padding_pairs(&self, h: usize, w: usize) -> [(usize, usize); 2] {
         let c = &self.conv;
-        let [_, _, h, w] = x.dims();
-        // Burn keeps its padding rule private; this is the same rule (ONNX `SAME_UPPER`).
         let same = |k: usize, stride: usize, size: usize| {
-            let total =
-                ((size.div_ceil(stride)).saturating_sub(1) * stride + k).saturating_sub(size);
+            let total = (size.div_ceil(stride).saturating_sub(1) * stride + k).saturating_sub(size);
             (total / 2, total - total / 2)
         };
-        let padding = match c.padding {
+        match c.padding {
             PaddingConfig2d::Valid => [(0, 0), (0, 0)],
             PaddingConfig2d::Same => [
                 same(c.kernel_size[0], c.stride[0], h),
                 same(c.kernel_size[1], c.stride[1], w),
             ],
             PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
-        };
+        }
+    }
+
+    /// Burn's convolution with this layer's (quantized) kernel, as `Conv2d::forward` pads.
+    fn dense(&self, x: Tensor<4>) -> Tensor<4> {
+        let c = &self.conv;
+        let [_, _, h, w] = x.dims();
+        let padding = self.padding_pairs(h, w);
         let options = ConvOptions::new_with_padding(c.stride, padding, c.dilation, c.groups);
         conv2d(x, self.weight(), c.bias.as_ref().map(|b| b.val()), options)
     }

@@ -9,6 +9,7 @@
 
 pub mod class_counts;
 pub mod curves;
+pub mod energy;
 mod font;
 pub mod gif;
 pub mod raster;
@@ -23,6 +24,7 @@ pub use curves::{
     panels, panels_size, smooth, training_curves, write_history_curves, write_lm_curves, LmCurves,
     Panel, Series, PANEL_HEIGHT, PANEL_WIDTH,
 };
+pub use energy::write_energy_png;
 pub use raster::{
     event_spikes, raster_image_size, raster_layers, raster_size, spike_raster, spikes_from_slice,
     spikes_from_tensor, write_event_raster_png, write_raster_png, write_retina_raster,

@@ -166,6 +166,15 @@ pub struct SpikingNet {
     pub description: String,
 }
 
+/// What a stage of a [`SpikingNet`] is given, as [`SpikingNet::forward_observed`] shows it.
+#[derive(Debug, Clone, Copy)]
+pub enum StageInput<'a> {
+    /// Spatial activations `[T, B, C, H, W]` (`T` is 1 for a static input not yet expanded).
+    Spatial(&'a Tensor<5>),
+    /// Flat activations `[T, B, N]`.
+    Flat(&'a Tensor<3>),
+}
+
 impl SpikingNet {
     /// Runs the network over `x`: `[T, B, C, H, W]`, or `[1, B, C, H, W]` for an input that is the
     /// same at every step (a static image). A static input goes through the stateless layers
@@ -175,6 +184,18 @@ impl SpikingNet {
         x: Tensor<5>,
         state: Option<NetState>,
         record: bool,
+    ) -> Result<NetOutput> {
+        self.forward_observed(x, state, record, &mut |_, _, _| {})
+    }
+
+    /// [`SpikingNet::forward`], showing `observe` each stage (by index) with the input it is
+    /// about to compute on: what operation counting (energy estimates) needs.
+    pub fn forward_observed(
+        &self,
+        x: Tensor<5>,
+        state: Option<NetState>,
+        record: bool,
+        observe: &mut dyn FnMut(usize, &Stage, StageInput<'_>),
     ) -> Result<NetOutput> {
         let [t, _, c, h, w] = x.dims();
         if [c, h, w] != self.input {
@@ -208,7 +229,11 @@ impl SpikingNet {
             .iter()
             .filter(|s| matches!(s, Stage::Neuron(_)))
             .count();
-        for stage in &self.stages {
+        for (i, stage) in self.stages.iter().enumerate() {
+            match &act {
+                Act::Spatial(x) => observe(i, stage, StageInput::Spatial(x)),
+                Act::Flat(x) => observe(i, stage, StageInput::Flat(x)),
+            }
             act = match (stage, act) {
                 (Stage::Conv(m), Act::Spatial(x)) => Act::Spatial(m.forward(x)),
                 (Stage::MaxPool(m), Act::Spatial(x)) => Act::Spatial(m.forward(x)),

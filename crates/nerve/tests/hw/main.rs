@@ -1,0 +1,7 @@
+//! The hardware path: operation and energy accounting (and, as they land, integer inference,
+//! NIR and accelerator simulation).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod energy;
