@@ -59,6 +59,49 @@ fn device() -> Device {
     nerve::device::parse("flex").expect("the flex backend is built in")
 }
 
+/// An integer program (`.nq`): an accepted file encodes back to the same bytes, and a small
+/// one runs through the engine and its dense twin to the same result.
+pub fn nq(data: &[u8]) {
+    use nerve::hw::integer::{self, IntInput};
+    match integer::decode(data) {
+        Ok(program) => {
+            let again = integer::encode(&program).expect("re-encode an accepted program");
+            assert_eq!(integer::decode(&again).expect("re-read"), program);
+            let size: usize = program.input.iter().product();
+            if size <= 4096 && program.steps <= 16 {
+                let x: Vec<u8> = (0..size).map(|i| (i * 37 % 256) as u8).collect();
+                let a = integer::run(&program, IntInput::Static(&x));
+                let b = integer::run_reference(&program, IntInput::Static(&x));
+                assert_eq!(a.ok(), b.ok(), "engine and reference disagree");
+            }
+        }
+        Err(msg) => assert!(!msg.is_empty() && !msg.contains('\n'), "{msg:?}"),
+    }
+}
+
+/// Small integer programs of each layer kind, as `nerve quantize` writes them.
+pub fn nq_seeds() -> Vec<(String, Vec<u8>)> {
+    use nerve::hw::integer::{self, IntProgram};
+    use nerve::models::SpikingNetConfig;
+    use nerve::quant::WeightQuantConfig;
+    let device = device();
+    [("conv", "3C3-MP2-FC4", Some("4")), ("bn", "2C3-AP2-BN2D-FC3", Some("ternary")), ("fc", "FC5-FC3", None)]
+        .into_iter()
+        .map(|(name, arch, weights)| {
+            let config = SpikingNetConfig {
+                arch: arch.into(),
+                input: [1, 6, 6],
+                steps: 3,
+                weight_quant: weights.map(|w| WeightQuantConfig::parse(w).expect("a spec")),
+                ..SpikingNetConfig::tutorial_conv()
+            };
+            let net = config.init(&device).expect("a small network");
+            let program = IntProgram::from_net(&net, &config, 8).expect("convertible");
+            (name.to_string(), integer::encode(&program).expect("encodable"))
+        })
+        .collect()
+}
+
 /// IDX, raw or gzip: an accepted array is exactly what the writer produces for it (raw input
 /// byte for byte; gzip input decodes to the same array after writing and reading).
 pub fn idx(data: &[u8]) {

@@ -6,6 +6,7 @@ use clap::Args;
 use indicatif::ProgressBar;
 use nerve::data::Encoding;
 use nerve::hw::energy::{measure_dataset, EnergyCosts, Precision};
+use nerve::hw::integer::{self, evaluate_integer};
 use nerve::store::checkpoint;
 use nerve::train::optimizer::OptimizerKind;
 use nerve::train::run_config::{loss_from_run, net_config_from_run};
@@ -20,8 +21,11 @@ use crate::train_data::{bar, load_data, DataArgs};
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Checkpoint written by `nerve train`.
+    #[arg(long, required_unless_present = "integer", conflicts_with = "integer")]
+    checkpoint: Option<PathBuf>,
+    /// An integer program written by `nerve quantize`: run it with the integer engine instead.
     #[arg(long)]
-    checkpoint: PathBuf,
+    integer: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
     /// Also draw the mean output spike counts per true class to this PNG.
@@ -55,17 +59,68 @@ pub(crate) fn print_report(report: &EvalReport) {
     }
 }
 
+/// `nerve eval --integer`: the integer engine on the program's data set.
+fn eval_integer(args: &EvalArgs, path: &std::path::Path) -> Result<()> {
+    let program = integer::load(path)?;
+    let dataset = match (&args.data.dataset, program.dataset.as_str()) {
+        (Some(name), _) => name.clone(),
+        (None, "") => "embedded".into(),
+        (None, name) => name.to_string(),
+    };
+    let data = load_data(&dataset, &args.data, program.steps, Some(0))?;
+    println!(
+        "integer program: {} ({} steps), data: {} from {}",
+        program.source, program.steps, data.name, data.source
+    );
+    let encoding = if program.encoding == "rate" {
+        Encoding::Rate { gain: 1.0 }
+    } else {
+        Encoding::Direct
+    };
+    let n = args
+        .data
+        .test_limit
+        .map_or(data.test.len(), |l| l.min(data.test.len()));
+    let pb = bar(n.div_ceil(args.data.batch_size.max(1)), "test".into());
+    let started = std::time::Instant::now();
+    let report = evaluate_integer(
+        &program,
+        data.test.as_ref(),
+        encoding,
+        args.data.batch_size,
+        args.data.test_limit,
+        &mut || pb.inc(1),
+    )?;
+    pb.finish_and_clear();
+    println!(
+        "test accuracy: {:.2}% ({} samples, integer engine, {:.2} s)",
+        100.0 * report.accuracy,
+        report.samples,
+        started.elapsed().as_secs_f64()
+    );
+    println!("spikes per inference: {:.1}", report.spikes_per_sample);
+    println!(
+        "synaptic additions per inference: {:.4e}; multiply-accumulates: {:.4e}",
+        report.acs_per_sample, report.macs_per_sample
+    );
+    Ok(())
+}
+
 /// `nerve eval`.
 pub fn eval(args: EvalArgs) -> Result<()> {
-    let meta = checkpoint::load_meta(&args.checkpoint)?;
+    if let Some(path) = &args.integer {
+        return eval_integer(&args, path);
+    }
+    let checkpoint_path = args.checkpoint.clone().expect("clap requires --checkpoint");
+    let meta = checkpoint::load_meta(&checkpoint_path)?;
     let config = &meta.config;
     let net_config = net_config_from_run(config).map_err(|e| Error::Checkpoint {
-        path: args.checkpoint.clone(),
+        path: checkpoint_path.clone(),
         msg: e.to_string(),
     })?;
     let device = nerve::device::parse(&args.data.device)?;
     let net = net_config.init(&device)?;
-    let (net, meta) = checkpoint::load(&args.checkpoint, net, &net_config.describe())?;
+    let (net, meta) = checkpoint::load(&checkpoint_path, net, &net_config.describe())?;
     let dataset = match (&args.data.dataset, config["dataset"].as_str()) {
         (Some(name), _) => name.clone(),
         (None, Some(name)) => name.to_string(),
@@ -145,7 +200,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         pb.finish_and_clear();
         print!("{}", energy.table(&costs));
         let plot = args.energy_plot.clone().unwrap_or_else(|| {
-            args.checkpoint
+            checkpoint_path
                 .parent()
                 .unwrap_or(std::path::Path::new("."))
                 .join("energy.png")

@@ -12,6 +12,7 @@ mod eval_cmd;
 mod events_cmd;
 mod events_viz_cmd;
 mod lm_cmd;
+mod quantize_cmd;
 mod reference_check;
 mod retina_cmd;
 mod train_cmd;
@@ -29,8 +30,10 @@ struct Cli {
 enum Command {
     /// Train a spiking network on images (default: the tutorial conv SNN on embedded MNIST).
     Train(Box<train_cmd::TrainArgs>),
-    /// Evaluate a checkpoint on a test set.
+    /// Evaluate a checkpoint (or an integer program, --integer) on a test set.
     Eval(eval_cmd::EvalArgs),
+    /// Convert a trained checkpoint to an integer-only program (.nq) for `eval --integer`.
+    Quantize(quantize_cmd::QuantizeArgs),
     /// Event-camera and tactile event files.
     Events {
         #[command(subcommand)]
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => train_cmd::train(*args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => eval_cmd::eval(args).map(|()| ExitCode::SUCCESS),
+        Command::Quantize(args) => quantize_cmd::run(args).map(|()| ExitCode::SUCCESS),
         Command::Events { command } => events_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Lm { command } => lm_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Retina(args) => retina_cmd::run(*args).map(|()| ExitCode::SUCCESS),

@@ -3,8 +3,9 @@
 //! It sits at the bottom of the crate so that the fused kernels and the neurons that call them
 //! name the same reset without the kernels reaching up into [`crate::neurons`].
 
-/// How the membrane is reset after a spike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the membrane is reset after a spike (serialised by snnTorch's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Reset {
     /// Subtract the threshold (snnTorch `"subtract"`, the default).
     #[default]

@@ -2,8 +2,11 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use nerve::data::idx::{encode_idx, IdxArray};
 
 /// A scratch directory under Cargo's per-target temporary folder, removed on drop.
 pub struct Scratch(PathBuf);
@@ -125,4 +128,72 @@ pub fn assert_unchanged(dir: &Path, before: &BTreeMap<String, Vec<u8>>) {
             dir.join(name).display()
         );
     }
+}
+
+/// Images per split of the tiny data set.
+pub const IMAGES: usize = 8;
+/// Side of the (MNIST-sized) images.
+pub const SIDE: usize = 28;
+
+/// Options that keep a training run to a fraction of a second, even in a debug build.
+pub const TINY_RUN: [&str; 8] = [
+    "--dataset",
+    "mnist",
+    "--steps",
+    "2",
+    "--batch-size",
+    "4",
+    "--test-limit",
+    "8",
+];
+
+/// The architecture of the tiny runs unless a test names another.
+pub const TINY_ARCH: &str = "4C5-MP2-FC10";
+
+/// Deterministic pseudo-random bytes (a 64-bit LCG), so failures reproduce exactly.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 56) as u8
+        })
+        .collect()
+}
+
+/// Writes a valid MNIST-style data set of `IMAGES` train and test images (raw IDX) into `dir`.
+pub fn write_tiny_dataset(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("create the data directory");
+    for (i, split) in ["train", "t10k"].into_iter().enumerate() {
+        let images = IdxArray::new(
+            vec![IMAGES, SIDE, SIDE],
+            noise(IMAGES * SIDE * SIDE, 1 + i as u64),
+        )
+        .expect("consistent image array");
+        let labels = IdxArray::new(vec![IMAGES], (0..IMAGES as u8).map(|l| l % 10).collect())
+            .expect("consistent label array");
+        write(
+            &dir.join(format!("{split}-images-idx3-ubyte")),
+            &encode_idx(&images, false).expect("encode images"),
+        );
+        write(
+            &dir.join(format!("{split}-labels-idx1-ubyte")),
+            &encode_idx(&labels, false).expect("encode labels"),
+        );
+    }
+}
+
+/// `nerve train` with the tiny options, the data in `data`, output to `out`, and `extra` options
+/// (which may name another `--arch`).
+pub fn train(cwd: &Path, data: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args: Vec<OsString> = vec!["train".into()];
+    args.extend(TINY_RUN.iter().map(OsString::from));
+    if !extra.contains(&"--arch") {
+        args.extend(["--arch".into(), TINY_ARCH.into()]);
+    }
+    args.extend(["--data".into(), data.into(), "--out".into(), out.into()]);
+    args.extend(extra.iter().map(OsString::from));
+    nerve(cwd, &args)
 }

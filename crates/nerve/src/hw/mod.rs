@@ -8,3 +8,4 @@
 //! (`tests/structure.rs` enforces the order).
 
 pub mod energy;
+pub mod integer;

@@ -1,0 +1,228 @@
+//! End-to-end tests of the hardware path: quantization-aware training recorded in checkpoints,
+//! energy estimates, integer programs (`nerve quantize`, `nerve eval --integer`) and the
+//! state-quantization reference cases.
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+mod common;
+use common::*;
+
+#[test]
+fn quantized_training_is_recorded_in_the_checkpoint_and_eval_applies_it() {
+    let tmp = Scratch::new("quantized");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let run = tmp.join("run");
+    let quant = [
+        "--epochs",
+        "1",
+        "--weight-bits",
+        "4:channel",
+        "--state-bits",
+        "3",
+        "--state-levels",
+        "threshold",
+        "--loss",
+        "mse-count:0.8:0.2",
+        "--schedule",
+        "loss-dependent:periodic-cosine:1",
+        "--surrogate",
+        "fast_sigmoid:13.84",
+    ];
+    let stdout = expect_success(&train(tmp.path(), &data, &run, &quant));
+    let described = "weights=4:channel states=3bit threshold-centred";
+    assert!(stdout.contains(described), "{stdout}");
+    let checkpoint = run.join("checkpoint.safetensors");
+    let eval = nerve(
+        tmp.path(),
+        &[
+            "eval".as_ref(),
+            "--checkpoint".as_ref(),
+            checkpoint.as_os_str(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--test-limit".as_ref(),
+            "8".as_ref(),
+        ],
+    );
+    let stdout = expect_success(&eval);
+    assert!(
+        stdout.contains(described),
+        "eval rebuilt another network:\n{stdout}"
+    );
+    assert!(stdout.contains("test accuracy:"), "{stdout}");
+}
+
+#[test]
+fn bit_widths_outside_one_to_eight_are_named() {
+    let tmp = Scratch::new("bad_bits");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let run = tmp.join("run");
+    for (flag, value, needle) in [
+        ("--weight-bits", "9", "weight bits"),
+        ("--weight-bits", "0", "weight bits"),
+        ("--weight-bits", "four", "weight quantization"),
+        ("--state-bits", "0", "state bits"),
+        ("--state-bits", "12", "state bits"),
+    ] {
+        let out = train(tmp.path(), &data, &run, &["--epochs", "1", flag, value]);
+        expect_error(&out, &[needle, value]);
+        assert!(!run.exists(), "{flag} {value} left a run behind");
+    }
+}
+
+#[test]
+fn reference_check_passes_the_state_quantization_cases() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (name, count) in [
+        ("snntorch-state-quant.json", 3),
+        ("snntorch-leaky-state-quant.json", 1),
+    ] {
+        let Some(file) = here
+            .ancestors()
+            .map(|a| a.join("shared/reference").join(name))
+            .find(|p| p.is_file())
+        else {
+            eprintln!(
+                "skipping: no shared/reference/{name} above {}",
+                here.display()
+            );
+            continue;
+        };
+        let out = nerve(here, &[OsStr::new("reference-check"), file.as_os_str()]);
+        let stdout = expect_success(&out);
+        assert!(
+            stdout.contains(&format!("{count} passed, 0 failed")),
+            "{stdout}"
+        );
+        // One quantized value moved to another level must fail.
+        let mut json: serde_json::Value = serde_json::from_slice(&read(&file)).unwrap();
+        let output = if count == 3 { "q" } else { "mem" };
+        let v = &mut json["cases"][0]["outputs"][output]["data"][5];
+        *v = serde_json::json!(v.as_f64().unwrap() + 0.1);
+        let dir = Scratch::new("state_quant_perturbed");
+        let bad = dir.join("bad.json");
+        write(&bad, &serde_json::to_vec(&json).unwrap());
+        let out = nerve(
+            dir.path(),
+            &[OsStr::new("reference-check"), bad.as_os_str()],
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(&format!("{} passed, 1 failed", count - 1)),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn eval_energy_prints_the_table_and_draws_the_chart() {
+    let tmp = Scratch::new("energy");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let run = tmp.join("run");
+    expect_success(&train(tmp.path(), &data, &run, &["--epochs", "1"]));
+    let checkpoint = run.join("checkpoint.safetensors");
+    let eval = |extra: &[&OsStr]| {
+        let mut args: Vec<&OsStr> = vec![
+            "eval".as_ref(),
+            "--checkpoint".as_ref(),
+            checkpoint.as_os_str(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--energy".as_ref(),
+        ];
+        args.extend_from_slice(extra);
+        nerve(tmp.path(), &args)
+    };
+    let stdout = expect_success(&eval(&[]));
+    for needle in [
+        "energy per inference",
+        "conv1 4C5",
+        "lif1",
+        "fc1",
+        "ANN twin total",
+        "x the ANN twin",
+    ] {
+        assert!(stdout.contains(needle), "no '{needle}' in:\n{stdout}");
+    }
+    assert!(read(&run.join("energy.png")).starts_with(b"\x89PNG\r\n\x1a\n"));
+    let costs = tmp.join("costs.toml");
+    write(&costs, b"float_mac = 2.0\n");
+    let out = eval(&["--energy-costs".as_ref(), costs.as_os_str()]);
+    expect_error(&out, &["costs.toml", "float_mac"]);
+}
+
+#[test]
+fn quantize_writes_a_program_that_eval_integer_runs_and_a_corrupt_one_is_named() {
+    let tmp = Scratch::new("integer");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let run = tmp.join("run");
+    expect_success(&train(
+        tmp.path(),
+        &data,
+        &run,
+        &["--epochs", "1", "--weight-bits", "4"],
+    ));
+    let checkpoint = run.join("checkpoint.safetensors");
+    let program = tmp.join("model.nq");
+    let quantize = |bits: &str| {
+        nerve(
+            tmp.path(),
+            &[
+                "quantize".as_ref(),
+                "--checkpoint".as_ref(),
+                checkpoint.as_os_str(),
+                "--out".as_ref(),
+                program.as_os_str(),
+                "--weight-bits".as_ref(),
+                bits.as_ref(),
+            ],
+        )
+    };
+    let stdout = expect_success(&quantize("8"));
+    assert!(
+        stdout.contains("4-bit weights"),
+        "the QAT grid is kept:\n{stdout}"
+    );
+    assert!(read(&program).starts_with(b"NERVENQ\0"));
+    let eval = |path: &Path| {
+        nerve(
+            tmp.path(),
+            &[
+                "eval".as_ref(),
+                "--integer".as_ref(),
+                path.as_os_str(),
+                "--data".as_ref(),
+                data.as_os_str(),
+            ],
+        )
+    };
+    let stdout = expect_success(&eval(&program));
+    for needle in [
+        "test accuracy:",
+        "integer engine",
+        "synaptic additions per inference",
+    ] {
+        assert!(stdout.contains(needle), "no '{needle}' in:\n{stdout}");
+    }
+    // A bit width outside 1..8 is refused and the program already written is kept.
+    let before = read(&program);
+    expect_error(&quantize("12"), &["weight bits", "12"]);
+    assert_eq!(read(&program), before);
+    // A truncated or corrupt program names the file and what is wrong.
+    let bad = tmp.join("bad.nq");
+    write(&bad, &before[..before.len() / 2]);
+    expect_error(&eval(&bad), &["bad.nq", "truncated"]);
+    let mut flipped = before.clone();
+    let n = flipped.len();
+    flipped[n - 5] ^= 0x0f;
+    write(&bad, &flipped);
+    expect_error(&eval(&bad), &["bad.nq", "checksum"]);
+    write(&bad, b"not a program");
+    expect_error(&eval(&bad), &["bad.nq", "magic"]);
+}
