@@ -95,6 +95,35 @@ pub(crate) fn run_classifier(
             );
         }
     }
+    if wants(o, "int-infer") {
+        // The same network as an 8-bit integer program on the integer engine, every sample of
+        // the batch in parallel (as the float path runs the batch at once).
+        use rayon::prelude::*;
+        let plain = device.clone().inner();
+        let valid = net.as_ref().expect("network").valid();
+        let program = nerve::hw::integer::IntProgram::from_net(&valid, net_config, 8)?;
+        let (x, _) = batch(&plain)?;
+        let inputs = nerve::hw::integer::batch_inputs(x);
+        let mut spikes = 0u64;
+        time_mode(o, "int-infer", json!({}), || {
+            spikes = inputs
+                .par_iter()
+                .map(|steps| {
+                    let input = match steps.as_slice() {
+                        [one] => nerve::hw::integer::IntInput::Static(one),
+                        all => nerve::hw::integer::IntInput::Steps(all),
+                    };
+                    let out = nerve::hw::integer::run(&program, input).expect("integer run");
+                    out.counts.iter().map(|&c| u64::from(c)).sum::<u64>()
+                })
+                .sum();
+        });
+        emit(
+            o,
+            base_record(o),
+            json!({"mode": "int_output_spikes", "output_spikes": spikes}),
+        );
+    }
     if wants(o, "train") {
         let mut optim = OptimizerKind::Adam.init(None);
         let (x, y) = batch(&device)?;

@@ -201,7 +201,22 @@ fn apply(
                 Act::Pixels(x) => {
                     values(x.len())?;
                     out.macs += (geometry.o * oh * ow * c * kh * kw) as u64;
-                    conv_dense(&geometry, weights, x.iter().map(|&v| i32::from(v)))
+                    if dense {
+                        conv_dense(&geometry, weights, x.iter().map(|&v| i32::from(v)))
+                    } else {
+                        // Zero pixels (most of a digit) contribute nothing: skip them.
+                        let taps = taps.get_or_insert_with(|| {
+                            conv_taps(*input, *out_channels, *kernel, weights)
+                        });
+                        match uniform_value(x.iter().map(|&v| i32::from(v))) {
+                            Some(v) => {
+                                let mut sum = conv_walk(&geometry, taps, &x, false, &mut 0);
+                                sum.iter_mut().for_each(|a| *a = a.wrapping_mul(v));
+                                sum
+                            }
+                            None => conv_walk(&geometry, taps, &x, true, &mut 0),
+                        }
+                    }
                 }
                 Act::Spikes(s) => {
                     values(s.len())?;
@@ -214,7 +229,7 @@ fn apply(
                         let taps = taps.get_or_insert_with(|| {
                             conv_taps(*input, *out_channels, *kernel, weights)
                         });
-                        conv_events(&geometry, taps, &s, &mut out.acs)
+                        conv_walk(&geometry, taps, &s, false, &mut out.acs)
                     }
                 }
                 Act::Current(_) => {
@@ -246,24 +261,28 @@ fn apply(
                 return Err(mismatch(op, x.len()));
             }
             let mut acc = vec![0i32; m];
-            if binary && !dense {
-                for (i, _) in x.iter().enumerate().filter(|(_, &v)| v != 0) {
-                    out.acs += m as u64;
-                    for (a, &wv) in acc.iter_mut().zip(&weights[i * m..(i + 1) * m]) {
-                        *a = a.wrapping_add(i32::from(wv));
-                    }
-                }
-            } else {
+            if dense {
                 for (o, a) in acc.iter_mut().enumerate() {
                     *a = (0..n).fold(0i32, |s, i| {
                         s.wrapping_add(i32::from(weights[i * m + o]).wrapping_mul(x[i]))
                     });
                 }
-                if binary {
-                    out.acs += x.iter().filter(|&&v| v != 0).count() as u64 * m as u64;
-                } else {
-                    out.macs += (n * m) as u64;
+            } else {
+                match uniform_value(x.iter().copied()) {
+                    // Every nonzero input the same (rate-coded pixels are 0 or 255): add the rows
+                    // and multiply each sum once.
+                    Some(v) if !binary => {
+                        let ones: Vec<i32> = x.iter().map(|&u| i32::from(u != 0)).collect();
+                        linear_walk(weights, m, &ones, true, &mut acc);
+                        acc.iter_mut().for_each(|a| *a = a.wrapping_mul(v));
+                    }
+                    _ => linear_walk(weights, m, &x, binary, &mut acc),
                 }
+            }
+            if binary {
+                out.acs += x.iter().filter(|&&v| v != 0).count() as u64 * m as u64;
+            } else {
+                out.macs += (n * m) as u64;
             }
             Act::Current(acc)
         }
@@ -377,27 +396,81 @@ fn conv_reach(g: &ConvGeometry, s: &[u8]) -> u64 {
     acs
 }
 
-/// Each active input adds its taps into the outputs it reaches: accumulators channels-last so
-/// one spike's tap adds a contiguous run of output channels.
-fn conv_events(g: &ConvGeometry, taps: &[i32], s: &[u8], acs: &mut u64) -> Vec<i32> {
+/// Each nonzero input adds its taps (times its value, for the 8-bit input) into the outputs it
+/// reaches: accumulators channels-last so one input's tap is a contiguous run of output
+/// channels. Built for the widest vectors the CPU has, as the float kernels are.
+fn conv_walk(g: &ConvGeometry, taps: &[i32], x: &[u8], multiply: bool, acs: &mut u64) -> Vec<i32> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the features the build enables.
+            return unsafe { conv_walk_avx512(g, taps, x, multiply, acs) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above.
+            return unsafe { conv_walk_avx2(g, taps, x, multiply, acs) };
+        }
+    }
+    conv_walk_body(g, taps, x, multiply, acs)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+unsafe fn conv_walk_avx512(
+    g: &ConvGeometry,
+    taps: &[i32],
+    x: &[u8],
+    multiply: bool,
+    acs: &mut u64,
+) -> Vec<i32> {
+    conv_walk_body(g, taps, x, multiply, acs)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn conv_walk_avx2(
+    g: &ConvGeometry,
+    taps: &[i32],
+    x: &[u8],
+    multiply: bool,
+    acs: &mut u64,
+) -> Vec<i32> {
+    conv_walk_body(g, taps, x, multiply, acs)
+}
+
+#[inline(always)]
+fn conv_walk_body(
+    g: &ConvGeometry,
+    taps: &[i32],
+    x: &[u8],
+    multiply: bool,
+    acs: &mut u64,
+) -> Vec<i32> {
     let mut acc = vec![0i32; g.oh * g.ow * g.o];
-    for (i, _) in s.iter().enumerate().filter(|(_, &v)| v != 0) {
+    for (i, &v) in x.iter().enumerate().filter(|(_, &v)| v != 0) {
         let ci = i / (g.h * g.w);
         let (iy, ix) = ((i / g.w) % g.h, i % g.w);
+        let v = i32::from(v);
         for ky in 0..g.kh {
             let Some(y) = (iy + g.ph).checked_sub(ky).filter(|y| *y < g.oh) else {
                 continue;
             };
             for kx in 0..g.kw {
-                let Some(x) = (ix + g.pw).checked_sub(kx).filter(|x| *x < g.ow) else {
+                let Some(xo) = (ix + g.pw).checked_sub(kx).filter(|x| *x < g.ow) else {
                     continue;
                 };
                 let tap = &taps[((ci * g.kh + ky) * g.kw + kx) * g.o..][..g.o];
-                let dst = &mut acc[(y * g.ow + x) * g.o..][..g.o];
-                for (d, &t) in dst.iter_mut().zip(tap) {
-                    *d = d.wrapping_add(t);
+                let dst = &mut acc[(y * g.ow + xo) * g.o..][..g.o];
+                if multiply {
+                    for (d, &t) in dst.iter_mut().zip(tap) {
+                        *d = d.wrapping_add(t.wrapping_mul(v));
+                    }
+                } else {
+                    for (d, &t) in dst.iter_mut().zip(tap) {
+                        *d = d.wrapping_add(t);
+                    }
+                    *acs += g.o as u64;
                 }
-                *acs += g.o as u64;
             }
         }
     }
@@ -408,6 +481,59 @@ fn conv_events(g: &ConvGeometry, taps: &[i32], s: &[u8], acs: &mut u64) -> Vec<i
         }
     }
     out
+}
+
+/// The value every nonzero input shares, if they all share one (1 for no nonzero input).
+fn uniform_value(mut values: impl Iterator<Item = i32>) -> Option<i32> {
+    let mut first = None;
+    values
+        .all(|v| v == 0 || v == *first.get_or_insert(v))
+        .then(|| first.unwrap_or(1))
+}
+
+/// Only nonzero inputs contribute: each adds its row of `[in][out]` weights (times its value
+/// when it is not a spike), built for the widest vectors the CPU has.
+fn linear_walk(weights: &[i8], m: usize, x: &[i32], binary: bool, acc: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the features the build enables.
+            return unsafe { linear_walk_avx512(weights, m, x, binary, acc) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above.
+            return unsafe { linear_walk_avx2(weights, m, x, binary, acc) };
+        }
+    }
+    linear_walk_body(weights, m, x, binary, acc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+unsafe fn linear_walk_avx512(weights: &[i8], m: usize, x: &[i32], binary: bool, acc: &mut [i32]) {
+    linear_walk_body(weights, m, x, binary, acc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn linear_walk_avx2(weights: &[i8], m: usize, x: &[i32], binary: bool, acc: &mut [i32]) {
+    linear_walk_body(weights, m, x, binary, acc)
+}
+
+#[inline(always)]
+fn linear_walk_body(weights: &[i8], m: usize, x: &[i32], binary: bool, acc: &mut [i32]) {
+    for (i, &v) in x.iter().enumerate().filter(|(_, &v)| v != 0) {
+        let row = &weights[i * m..(i + 1) * m];
+        if binary {
+            for (a, &wv) in acc.iter_mut().zip(row) {
+                *a = a.wrapping_add(i32::from(wv));
+            }
+        } else {
+            for (a, &wv) in acc.iter_mut().zip(row) {
+                *a = a.wrapping_add(i32::from(wv).wrapping_mul(v));
+            }
+        }
+    }
 }
 
 /// A convolution's weights as taps `[ci][ky][kx][o]`: one input's tap adds a contiguous run of
