@@ -25,6 +25,7 @@
 pub mod engine;
 pub mod format;
 pub mod program;
+mod walks;
 
 pub use engine::{run, run_reference, IntInput, IntOutput};
 pub use format::{decode, encode, load, save};
