@@ -211,6 +211,20 @@ fn nq_files_round_trip_and_corrupt_ones_are_refused() {
         assert!(err.contains(needle), "{what}: {err}");
         assert!(!err.contains('\n'), "{what}: {err}");
     }
+    // An error quoting the file stays on one line (found by the `nq` fuzz target).
+    let header = b"{\"pro\nput\":1}";
+    let quoting = [
+        &b"NERVENQ\0"[..],
+        &1u32.to_le_bytes(),
+        &(header.len() as u32).to_le_bytes(),
+        header,
+    ]
+    .concat();
+    let err = integer::decode(&quoting).unwrap_err();
+    assert!(
+        err.contains("header is not valid") && !err.contains('\n'),
+        "{err}"
+    );
     // A header whose shapes do not chain is refused even with a matching payload.
     let mut broken = program.clone();
     if let IntOp::Linear { inputs, .. } = &mut broken.ops[3] {

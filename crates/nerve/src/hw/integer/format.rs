@@ -100,8 +100,17 @@ pub fn load(path: impl AsRef<Path>) -> Result<IntProgram> {
     decode(&bytes).map_err(|msg| Error::format(path, msg))
 }
 
-/// Parses `.nq` bytes; the error says what is wrong with them.
+/// Parses `.nq` bytes; the error says what is wrong with them, on one line.
 pub fn decode(bytes: &[u8]) -> std::result::Result<IntProgram, String> {
+    // A message may quote the file (a JSON key), so control characters become spaces.
+    decode_bytes(bytes).map_err(|m| {
+        m.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    })
+}
+
+fn decode_bytes(bytes: &[u8]) -> std::result::Result<IntProgram, String> {
     if bytes.len() < 16 || &bytes[..8] != MAGIC {
         return Err("not a Nerve integer program (.nq): the magic bytes are missing".into());
     }
