@@ -69,7 +69,7 @@ impl TimeConv2d {
 
     /// Fake-quantizes the kernel from now on (a learned scale starts from the current kernel).
     pub fn quantized(mut self, config: Option<WeightQuantConfig>) -> Self {
-        self.quant = WeightQuantizer::new(config, &self.conv.weight.val(), 0);
+        self.quant = WeightQuantizer::new(config, || self.conv.weight.val(), 0);
         self
     }
 
@@ -230,7 +230,7 @@ impl TimeLinear {
 
     /// Fake-quantizes the weights from now on (a learned scale starts from the current weights).
     pub fn quantized(mut self, config: Option<WeightQuantConfig>) -> Self {
-        self.quant = WeightQuantizer::new(config, &self.linear.weight.val(), 1);
+        self.quant = WeightQuantizer::new(config, || self.linear.weight.val(), 1);
         self
     }
 

@@ -25,14 +25,17 @@ impl WeightQuantizer {
         }
     }
 
-    /// A quantizer for `weight` whose output channels lie along `channel_axis`; a learned
-    /// scale starts where the weights put it.
+    /// A quantizer for the weights `weight()` gives, whose output channels lie along
+    /// `channel_axis`; a learned scale starts where the weights put it. `weight` is called only
+    /// for a learned scale: reading a lazily initialised parameter draws its values, and an
+    /// earlier draw would change every later one (and so a seeded run's initial weights).
     pub fn new<const D: usize>(
         config: Option<WeightQuantConfig>,
-        weight: &Tensor<D>,
+        weight: impl FnOnce() -> Tensor<D>,
         channel_axis: usize,
     ) -> Self {
         let scale = config.filter(|c| c.scale == ScaleRule::Learned).map(|c| {
+            let weight = weight();
             let s = weight_scale(&c, weight.clone().detach(), channel_axis);
             // A fresh leaf tensor: a parameter cannot be the result of other operations.
             let values = s.flatten::<1>(0, D - 1).into_data();

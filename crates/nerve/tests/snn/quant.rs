@@ -155,3 +155,23 @@ fn a_run_configuration_rebuilds_the_quantized_network() {
     bad["weight_quant"] = serde_json::json!("0");
     assert!(net_config_from_run(&bad).is_err());
 }
+
+#[test]
+fn choosing_a_weight_grid_draws_no_weights_early() {
+    // Burn draws a parameter's initial values when it is first read; reading the weights while
+    // building would shift every later draw, so a seeded network would start elsewhere.
+    let device = Device::flex();
+    for weights in [None, Some("4"), Some("ternary")] {
+        let mut config = quantized_config("4", 4);
+        config.weight_quant = weights.map(|w| WeightQuantConfig::parse(w).unwrap());
+        let net = config.init(&device).unwrap();
+        for stage in &net.stages {
+            let drawn = match stage {
+                Stage::Conv(c) => c.conv.weight.is_initialized(),
+                Stage::Linear(l) => l.linear.weight.is_initialized(),
+                _ => continue,
+            };
+            assert!(!drawn, "{weights:?}: weights drawn while building");
+        }
+    }
+}
