@@ -4,12 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 use indicatif::ProgressBar;
-use nerve::data::Encoding;
 use nerve::hw::energy::{measure_dataset, EnergyCosts, Precision};
 use nerve::hw::integer::{self, evaluate_integer};
 use nerve::store::checkpoint;
 use nerve::train::optimizer::OptimizerKind;
-use nerve::train::run_config::{loss_from_run, net_config_from_run};
+use nerve::train::run_config::{encoding_from_run, loss_from_run, net_config_from_run};
 use nerve::train::schedule::Schedule;
 use nerve::train::trainer::{evaluate, EvalReport, Event, TrainConfig};
 use nerve::viz::{write_energy_png, write_eval_class_counts};
@@ -72,11 +71,7 @@ fn eval_integer(args: &EvalArgs, path: &std::path::Path) -> Result<()> {
         "integer program: {} ({} steps), data: {} from {}",
         program.source, program.steps, data.name, data.source
     );
-    let encoding = if program.encoding == "rate" {
-        Encoding::Rate { gain: 1.0 }
-    } else {
-        Encoding::Direct
-    };
+    let encoding = program.input_encoding();
     let n = args
         .data
         .test_limit
@@ -131,10 +126,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         "model: {} (epoch {}), data: {} from {}",
         meta.arch, meta.epoch, data.name, data.source
     );
-    let encoding = match config["encoding"].as_str() {
-        Some(s) if s.starts_with("Rate") => Encoding::Rate { gain: 1.0 },
-        _ => Encoding::Direct,
-    };
+    let encoding = encoding_from_run(config);
     let loss = loss_from_run(config);
     let cfg = TrainConfig {
         epochs: 0,
@@ -190,9 +182,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         let energy = measure_dataset(
             &net,
             data.test.as_ref(),
-            cfg.encoding,
-            cfg.batch_size,
-            cfg.test_limit,
+            &cfg,
             precision,
             &device,
             &mut || pb.inc(1),

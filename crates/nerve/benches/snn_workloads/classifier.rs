@@ -109,10 +109,7 @@ pub(crate) fn run_classifier(
             spikes = inputs
                 .par_iter()
                 .map(|steps| {
-                    let input = match steps.as_slice() {
-                        [one] => nerve::hw::integer::IntInput::Static(one),
-                        all => nerve::hw::integer::IntInput::Steps(all),
-                    };
+                    let input = nerve::hw::integer::IntInput::from_steps(steps);
                     let out = nerve::hw::integer::run(&program, input).expect("integer run");
                     out.counts.iter().map(|&c| u64::from(c)).sum::<u64>()
                 })

@@ -21,10 +21,10 @@
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
-use rand::SeedableRng;
 use serde::Deserialize;
 
-use crate::data::{Encoding, Samples};
+use crate::data::Samples;
+use crate::train::trainer::{evaluation_rng, TrainConfig};
 
 use crate::error::{Error, Result};
 use crate::models::spiking_net::{Stage, StageInput};
@@ -262,7 +262,9 @@ impl EnergyMeter {
             };
             let per_sample: usize = dims[2..].iter().product();
             let (mut s, mut a) = (LayerCounts::default(), LayerCounts::default());
-            match stage {
+            // A weighted layer: its name, every connection of the pass (what dense input costs,
+            // in MACs), and the additions binary input costs instead (spikes × fan-out).
+            let weighted = match stage {
                 Stage::Conv(c) => {
                     conv += 1;
                     let [out_c, in_c, kh, kw] = c.conv.weight.dims();
@@ -273,40 +275,22 @@ impl EnergyMeter {
                     let outputs = (rows.1 * cols.1) as f64;
                     let dense =
                         (dims[0] * batch) as f64 * outputs * (out_c * in_c * kh * kw) as f64;
+                    let reach = |i: usize| f64::from(rows.0[(i / w) % h] * cols.0[i % w]);
                     let v = values();
-                    if is_binary(&v) {
-                        let mut reach = 0.0;
-                        for (i, &x) in v.iter().enumerate() {
-                            if x != 0.0 {
-                                reach += f64::from(rows.0[(i / w) % h] * cols.0[i % w]);
-                            }
-                        }
-                        s.acs = reach * out_c as f64;
-                    } else {
-                        s.macs = dense;
-                    }
-                    s.weight_bytes = (s.acs + s.macs) * wb;
-                    s.name = format!("conv{conv} {out_c}C{kh}");
-                    a.macs = dense / dims[0] as f64;
-                    a.weight_bytes = a.macs * 4.0;
-                    a.name = s.name.clone();
+                    let acs = is_binary(&v).then(|| {
+                        let fan_in: f64 = (0..v.len()).filter(|&i| v[i] != 0.0).map(reach).sum();
+                        fan_in * out_c as f64
+                    });
+                    Some((format!("conv{conv} {out_c}C{kh}"), dense, acs))
                 }
                 Stage::Linear(l) => {
                     fc += 1;
                     let [inputs, outputs] = l.linear.weight.dims();
-                    let rows = dims[0] * batch;
-                    let dense = (rows * inputs * outputs) as f64;
+                    let dense = (dims[0] * batch * inputs * outputs) as f64;
                     let v = values();
-                    if is_binary(&v) {
-                        s.acs = v.iter().filter(|x| **x != 0.0).count() as f64 * outputs as f64;
-                    } else {
-                        s.macs = dense;
-                    }
-                    s.weight_bytes = (s.acs + s.macs) * wb;
-                    s.name = format!("fc{fc} {inputs}x{outputs}");
-                    a.macs = dense / dims[0] as f64;
-                    a.weight_bytes = a.macs * 4.0;
-                    a.name = s.name.clone();
+                    let acs = is_binary(&v)
+                        .then(|| v.iter().filter(|x| **x != 0.0).count() as f64 * outputs as f64);
+                    Some((format!("fc{fc} {inputs}x{outputs}"), dense, acs))
                 }
                 Stage::Neuron(_) => {
                     lif += 1;
@@ -318,23 +302,35 @@ impl EnergyMeter {
                     // The twin's ReLU: each activation written once and read once.
                     a.state_read_bytes = (batch * per_sample) as f64 * 4.0;
                     a.state_write_bytes = a.state_read_bytes;
-                    a.name = s.name.clone();
+                    None
                 }
                 Stage::AvgPool(_) => {
                     s.acs = (dims[0] * batch * per_sample) as f64;
                     a.acs = (batch * per_sample) as f64;
                     s.name = "avg pool".into();
-                    a.name = s.name.clone();
+                    None
                 }
                 Stage::BatchNorm(_) | Stage::BatchNorm2d(_) => {
                     s.macs = (dims[0].max(1) * batch * per_sample) as f64;
                     a.macs = (batch * per_sample) as f64;
                     s.name = "batch norm".into();
-                    a.name = s.name.clone();
+                    None
                 }
                 // Max pooling of spikes is an OR; dropout is off in inference.
                 Stage::MaxPool(_) | Stage::Dropout(_) => return,
+            };
+            if let Some((name, dense, acs)) = weighted {
+                match acs {
+                    Some(acs) => s.acs = acs,
+                    None => s.macs = dense,
+                }
+                s.weight_bytes = (s.acs + s.macs) * wb;
+                s.name = name;
+                // The twin runs once, not once per step of the input.
+                a.macs = dense / dims[0] as f64;
+                a.weight_bytes = a.macs * 4.0;
             }
+            a.name = s.name.clone();
             snn.push(s);
             ann.push(a);
         };
@@ -387,23 +383,23 @@ impl EnergyMeter {
     }
 }
 
-/// Measures `net` on the first `limit` samples of `data` (all when `None`), `batch_size` at a
-/// time, encoded as in training; `on_batch` is called after each batch (for progress bars).
-#[allow(clippy::too_many_arguments)]
+/// Measures `net` on the test samples `cfg` asks for (`test_limit`, `batch_size`, `encoding`),
+/// drawing rate-coded inputs as [`evaluate`] does for the same run, so the counts are those of
+/// the pass it scored; `on_batch` is called after each batch (for progress bars).
+///
+/// [`evaluate`]: crate::train::trainer::evaluate
 pub fn measure_dataset(
     net: &SpikingNet,
     data: &dyn Samples,
-    encoding: Encoding,
-    batch_size: usize,
-    limit: Option<usize>,
+    cfg: &TrainConfig,
     precision: Precision,
     device: &Device,
     on_batch: &mut dyn FnMut(),
 ) -> Result<EnergyReport> {
-    let n = limit.map_or(data.len(), |l| l.min(data.len()));
+    let n = cfg.test_limit.map_or(data.len(), |l| l.min(data.len()));
     let indices: Vec<usize> = (0..n).collect();
-    // The same draws as `evaluate`, so rate-coded inputs are the ones it scored.
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5EED_7E57);
+    let (batch_size, encoding) = (cfg.batch_size, cfg.encoding);
+    let mut rng = evaluation_rng(cfg.seed);
     let mut meter = EnergyMeter::new(precision);
     for batch in indices.chunks(batch_size.max(1)) {
         let (x, _) = data.batch(batch, net.steps, encoding, &mut rng, device)?;

@@ -4,7 +4,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::Tensor;
 
-use crate::quant::{fake_quantize, weight_scale, ScaleRule, WeightQuantConfig};
+use crate::quant::{fake_quantize, grid_integers, weight_scale, ScaleRule, WeightQuantConfig};
 
 /// What a layer does to its weights before using them: nothing, or fake-quantization.
 #[derive(Module, Debug)]
@@ -49,14 +49,40 @@ impl WeightQuantizer {
         let Some(config) = &self.config else {
             return weight;
         };
-        let scale = self.scale.as_ref().map(|s| {
+        fake_quantize(
+            config,
+            weight,
+            channel_axis,
+            self.learned_scale(channel_axis),
+        )
+    }
+
+    /// The weights as integers on this layer's grid (on `fallback` for a float layer) and the
+    /// scale they multiply: what an integer program of the layer computes with.
+    pub fn grid<const D: usize>(
+        &self,
+        weight: Tensor<D>,
+        channel_axis: usize,
+        fallback: &WeightQuantConfig,
+    ) -> (Tensor<D>, Tensor<D>) {
+        let config = self.config.as_ref().unwrap_or(fallback);
+        grid_integers(
+            config,
+            weight,
+            channel_axis,
+            self.learned_scale(channel_axis),
+        )
+    }
+
+    /// The learned scale shaped to broadcast against rank-`D` weights.
+    fn learned_scale<const D: usize>(&self, channel_axis: usize) -> Option<Tensor<D>> {
+        self.scale.as_ref().map(|s| {
             let s = s.val();
             let mut shape = [1usize; D];
             if s.dims()[0] > 1 {
                 shape[channel_axis] = s.dims()[0];
             }
             s.reshape(shape)
-        });
-        fake_quantize(config, weight, channel_axis, scale)
+        })
     }
 }

@@ -8,4 +8,6 @@ pub mod state;
 pub mod weight;
 
 pub use state::{check_bits, nearest_level, round_to_levels, StateQuant, StateQuantConfig};
-pub use weight::{fake_quantize, weight_scale, ScaleRule, WeightGrid, WeightQuantConfig};
+pub use weight::{
+    fake_quantize, grid_integers, weight_scale, ScaleRule, WeightGrid, WeightQuantConfig,
+};

@@ -14,8 +14,8 @@ use burn::tensor::{Tensor, TensorData};
 use crate::error::{Error, Result};
 pub use crate::kernels::levels::{nearest_level, round_to_levels};
 
-/// The options of snnTorch's `state_quant`, by its argument names.
-#[derive(Debug, Clone, PartialEq)]
+/// The options of snnTorch's `state_quant`, by its argument names (also as JSON fields).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StateQuantConfig {
     /// Bits per state: `2^num_bits` levels (1..=8).
     pub num_bits: u32,
@@ -32,6 +32,13 @@ pub struct StateQuantConfig {
     /// Base of the geometric spacing of non-uniform levels; `None` takes snnTorch's default for
     /// the bit width.
     pub multiplier: Option<f64>,
+}
+
+impl Default for StateQuantConfig {
+    /// `state_quant()` called without arguments: 8 bits, threshold 1.
+    fn default() -> Self {
+        Self::new(8, 1.0)
+    }
 }
 
 impl StateQuantConfig {

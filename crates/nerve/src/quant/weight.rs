@@ -169,9 +169,7 @@ pub fn fake_quantize<const D: usize>(
     match scale {
         None => {
             // The forward value is exactly integer × scale; the gradient is the identity.
-            let detached = w.clone().detach();
-            let s = weight_scale(config, detached.clone(), channel_axis);
-            let levels = integer_levels(config, detached / s.clone(), q);
+            let (levels, s) = grid_integers(config, w.clone(), channel_axis, None);
             levels * s + (w.clone() - w.detach())
         }
         Some(s) => {
@@ -182,6 +180,25 @@ pub fn fake_quantize<const D: usize>(
             (y.clone() + (rounded - y).detach()) * s
         }
     }
+}
+
+/// The weights as the grid's integers and the scale they multiply (broadcast against `w`),
+/// detached: `integers × scale` is the value [`fake_quantize`] computes forward, so an integer
+/// program made from them computes what the quantization-aware network trained with. `scale`
+/// is a learned scale, or `None` for the one the weights give ([`weight_scale`]).
+pub fn grid_integers<const D: usize>(
+    config: &WeightQuantConfig,
+    w: Tensor<D>,
+    channel_axis: usize,
+    scale: Option<Tensor<D>>,
+) -> (Tensor<D>, Tensor<D>) {
+    let w = w.detach();
+    let s = match scale {
+        Some(s) => s.detach().abs().clamp_min(1e-8),
+        None => weight_scale(config, w.clone(), channel_axis),
+    };
+    let levels = integer_levels(config, w / s.clone(), f64::from(config.max_level()));
+    (levels, s)
 }
 
 /// `y` (weights over their scale) rounded to the grid's integers.

@@ -14,21 +14,15 @@ pub const QUANT_TOL: f64 = 1e-6;
 
 /// The quantizer a `params` object describes, with `state_quant`'s defaults for what it omits.
 fn quantizer(case: &RefCase, params: &Value) -> Result<StateQuant> {
-    let f = |name: &str, default: f64| params[name].as_f64().unwrap_or(default);
-    let b = |name: &str, default: bool| params[name].as_bool().unwrap_or(default);
-    let bits = params["num_bits"].as_u64().unwrap_or(8);
-    let config = StateQuantConfig {
-        num_bits: u32::try_from(bits).unwrap_or(u32::MAX),
-        uniform: b("uniform", true),
-        thr_centered: b("thr_centered", true),
-        threshold: f("threshold", 1.0),
-        lower_limit: f("lower_limit", 0.0),
-        upper_limit: f("upper_limit", 0.2),
-        multiplier: params["multiplier"].as_f64(),
-    };
-    config
-        .init()
-        .map_err(|e| Error::invalid(case.label(), e.to_string()))
+    let bad = |e: String| Error::invalid(case.label(), e);
+    let mut merged =
+        serde_json::to_value(StateQuantConfig::default()).map_err(|e| bad(e.to_string()))?;
+    for (k, v) in params.as_object().into_iter().flatten() {
+        merged[k] = v.clone();
+    }
+    let config: StateQuantConfig =
+        serde_json::from_value(merged).map_err(|e| bad(format!("quantizer parameters: {e}")))?;
+    config.init().map_err(|e| bad(e.to_string()))
 }
 
 /// Fails unless the worst absolute difference is within [`QUANT_TOL`].

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 
+use crate::data::Encoding;
 use crate::error::{Error, Result};
 use crate::firing::Reset;
 use crate::models::SpikingNetConfig;
@@ -23,7 +24,7 @@ pub fn run_config_json(net: &SpikingNetConfig, cfg: &TrainConfig) -> Value {
         "reset": format!("{:?}", net.firing.reset).to_lowercase(),
         "surrogate": format!("{:?}", net.firing.surrogate),
         "weight_quant": net.weight_quant.map(|w| w.to_string()),
-        "state_quant": net.firing.state_quant.as_ref().map(|q| state_quant_json(&q.config)),
+        "state_quant": net.firing.state_quant.as_ref().map(|q| &q.config),
         "epochs": cfg.epochs,
         "batch_size": cfg.batch_size,
         "lr": cfg.lr,
@@ -36,19 +37,6 @@ pub fn run_config_json(net: &SpikingNetConfig, cfg: &TrainConfig) -> Value {
         "encoding": format!("{:?}", cfg.encoding),
         "dataset": cfg.dataset,
         "tbptt": cfg.tbptt,
-    })
-}
-
-/// A state quantizer's options by snnTorch's argument names.
-pub fn state_quant_json(c: &StateQuantConfig) -> Value {
-    json!({
-        "num_bits": c.num_bits,
-        "uniform": c.uniform,
-        "thr_centered": c.thr_centered,
-        "threshold": c.threshold,
-        "lower_limit": c.lower_limit,
-        "upper_limit": c.upper_limit,
-        "multiplier": c.multiplier,
     })
 }
 
@@ -74,30 +62,9 @@ pub fn net_config_from_run(config: &Value) -> Result<SpikingNetConfig> {
     let state_quant = match &config["state_quant"] {
         Value::Null => None,
         q @ Value::Object(_) => {
-            let f = |k: &str| {
-                q[k].as_f64()
-                    .ok_or_else(|| lacks(&format!("state_quant.{k}")))
-            };
-            let b = |k: &str| {
-                q[k].as_bool()
-                    .ok_or_else(|| lacks(&format!("state_quant.{k}")))
-            };
-            let bits = q["num_bits"]
-                .as_u64()
-                .and_then(|b| u32::try_from(b).ok())
-                .ok_or_else(|| lacks("state_quant.num_bits"))?;
-            Some(
-                StateQuantConfig {
-                    num_bits: bits,
-                    uniform: b("uniform")?,
-                    thr_centered: b("thr_centered")?,
-                    threshold: f("threshold")?,
-                    lower_limit: f("lower_limit")?,
-                    upper_limit: f("upper_limit")?,
-                    multiplier: q["multiplier"].as_f64(),
-                }
-                .init()?,
-            )
+            let config: StateQuantConfig =
+                serde_json::from_value(q.clone()).map_err(|_| lacks("state_quant"))?;
+            Some(config.init()?)
         }
         _ => return Err(lacks("state_quant")),
     };
@@ -142,5 +109,13 @@ pub fn loss_from_run(config: &Value) -> LossKind {
         },
         n if n.starts_with("CeMaxMembrane") => LossKind::CeMaxMembrane,
         _ => LossKind::CeRate,
+    }
+}
+
+/// The input encoding a run was trained with (direct when the record names none).
+pub fn encoding_from_run(config: &Value) -> Encoding {
+    match config["encoding"].as_str() {
+        Some(s) if s.starts_with("Rate") => Encoding::Rate { gain: 1.0 },
+        _ => Encoding::Direct,
     }
 }

@@ -259,6 +259,12 @@ fn correct(spk: &Tensor<3>, targets: &Tensor<1, Int>) -> usize {
         .into_scalar::<i64>() as usize
 }
 
+/// The generator that rate-codes test inputs in an evaluation of a run seeded `seed`: every
+/// pass over the test set that uses it (scoring, energy counting) sees the same spikes.
+pub fn evaluation_rng(seed: u64) -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(seed ^ 0x5EED_7E57)
+}
+
 /// Evaluates `net` (use `net.valid()` for inference) on `data`.
 pub fn evaluate(
     net: &SpikingNet,
@@ -273,7 +279,7 @@ pub fn evaluate(
     on_event(Event::Evaluating {
         batches: batches.len(),
     });
-    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x5EED_7E57);
+    let mut rng = evaluation_rng(cfg.seed);
     let (mut right, mut loss_sum, mut spikes) = (0usize, 0.0f64, 0.0f64);
     let mut layer_totals = vec![0.0f64; net.layer_names.len()];
     let outputs = net.outputs();

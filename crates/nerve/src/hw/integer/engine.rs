@@ -7,7 +7,7 @@
 
 use super::program::{IntOp, IntProgram, BETA_FRAC_BITS};
 use super::walks::{
-    conv_dense, conv_reach, conv_taps, conv_walk, linear_walk, uniform_value, ConvGeometry,
+    conv_dense, conv_reach, conv_taps, conv_walk, linear_walk, walk_inputs, ConvGeometry,
 };
 use crate::error::{Error, Result};
 use crate::firing::Reset;
@@ -20,6 +20,16 @@ pub enum IntInput<'a> {
     Static(&'a [u8]),
     /// `steps × [C·H·W]` values (rate-coded spikes are 0 or 255).
     Steps(&'a [Vec<u8>]),
+}
+
+impl<'a> IntInput<'a> {
+    /// One sample of [`super::batch_inputs`]: static when it holds a single image.
+    pub fn from_steps(steps: &'a [Vec<u8>]) -> Self {
+        match steps {
+            [one] => IntInput::Static(one),
+            all => IntInput::Steps(all),
+        }
+    }
 }
 
 /// What one run produced.
@@ -152,12 +162,16 @@ fn execute(program: &IntProgram, input: IntInput<'_>, dense: bool) -> Result<Int
 }
 
 fn mismatch(op: &IntOp, got: usize) -> Error {
+    let kind = match op {
+        IntOp::Conv { .. } => "convolution",
+        IntOp::Linear { .. } => "linear layer",
+        IntOp::MaxPool { .. } => "max pooling",
+        IntOp::SumPool { .. } => "sum pooling",
+        IntOp::Leaky { .. } => "Leaky layer",
+    };
     Error::invalid(
         "integer program",
-        format!("{op:?} got {got} values, not what its shape says")
-            .chars()
-            .take(200)
-            .collect::<String>(),
+        format!("a {kind} got {got} values, not what its shape says"),
     )
 }
 
@@ -193,54 +207,36 @@ fn apply(
                 oh,
                 ow,
             };
-            let values = |len: usize| {
-                if len == c * h * w {
-                    Ok(())
-                } else {
-                    Err(mismatch(op, len))
-                }
-            };
-            Act::Current(match act {
-                Act::Pixels(x) => {
-                    values(x.len())?;
-                    out.macs += (geometry.o * oh * ow * c * kh * kw) as u64;
-                    if dense {
-                        conv_dense(&geometry, weights, x.iter().map(|&v| i32::from(v)))
-                    } else {
-                        // Zero pixels (most of a digit) contribute nothing: skip them.
-                        let taps = taps.get_or_insert_with(|| {
-                            conv_taps(*input, *out_channels, *kernel, weights)
-                        });
-                        match uniform_value(x.iter().map(|&v| i32::from(v))) {
-                            Some(v) => {
-                                let mut sum = conv_walk(&geometry, taps, &x, false, &mut 0);
-                                sum.iter_mut().for_each(|a| *a = a.wrapping_mul(v));
-                                sum
-                            }
-                            None => conv_walk(&geometry, taps, &x, true, &mut 0),
-                        }
-                    }
-                }
-                Act::Spikes(s) => {
-                    values(s.len())?;
-                    if dense {
-                        let result =
-                            conv_dense(&geometry, weights, s.iter().map(|&v| i32::from(v)));
-                        out.acs += conv_reach(&geometry, &s);
-                        result
-                    } else {
-                        let taps = taps.get_or_insert_with(|| {
-                            conv_taps(*input, *out_channels, *kernel, weights)
-                        });
-                        conv_walk(&geometry, taps, &s, false, &mut out.acs)
-                    }
-                }
+            let (x, spikes) = match act {
+                Act::Pixels(x) => (x, false),
+                Act::Spikes(s) => (s, true),
                 Act::Current(_) => {
                     return Err(Error::invalid(
                         "integer program",
                         "a convolution of currents",
                     ))
                 }
+            };
+            if x.len() != c * h * w {
+                return Err(mismatch(op, x.len()));
+            }
+            if !spikes {
+                out.macs += (geometry.o * oh * ow * c * kh * kw) as u64;
+            }
+            // The dense twin counts the additions a walk over the spikes makes; the walk
+            // counts its own (the 8-bit input's walk counts into a scratch counter).
+            let mut scratch = 0;
+            let acs = if spikes { &mut out.acs } else { &mut scratch };
+            Act::Current(if dense {
+                *acs += if spikes { conv_reach(&geometry, &x) } else { 0 };
+                conv_dense(&geometry, weights, x.iter().map(|&v| i32::from(v)))
+            } else {
+                let taps =
+                    taps.get_or_insert_with(|| conv_taps(*input, *out_channels, *kernel, weights));
+                // Zero inputs (most of a digit, most of a spike map) contribute nothing.
+                walk_inputs(&x, spikes, |multiply| {
+                    conv_walk(&geometry, taps, &x, multiply, acs)
+                })
             })
         }
         IntOp::Linear {
@@ -250,9 +246,9 @@ fn apply(
             ..
         } => {
             let (n, m) = (*inputs, *outputs);
-            let (x, binary): (Vec<i32>, bool) = match act {
-                Act::Pixels(x) => (x.iter().map(|&v| i32::from(v)).collect(), false),
-                Act::Spikes(s) => (s.iter().map(|&v| i32::from(v)).collect(), true),
+            let (x, spikes) = match act {
+                Act::Pixels(x) => (x, false),
+                Act::Spikes(s) => (s, true),
                 Act::Current(_) => {
                     return Err(Error::invalid(
                         "integer program",
@@ -263,31 +259,23 @@ fn apply(
             if x.len() != n {
                 return Err(mismatch(op, x.len()));
             }
-            let mut acc = vec![0i32; m];
-            if dense {
-                for (o, a) in acc.iter_mut().enumerate() {
-                    *a = (0..n).fold(0i32, |s, i| {
-                        s.wrapping_add(i32::from(weights[i * m + o]).wrapping_mul(x[i]))
-                    });
-                }
-            } else {
-                match uniform_value(x.iter().copied()) {
-                    // Every nonzero input the same (rate-coded pixels are 0 or 255): add the rows
-                    // and multiply each sum once.
-                    Some(v) if !binary => {
-                        let ones: Vec<i32> = x.iter().map(|&u| i32::from(u != 0)).collect();
-                        linear_walk(weights, m, &ones, true, &mut acc);
-                        acc.iter_mut().for_each(|a| *a = a.wrapping_mul(v));
-                    }
-                    _ => linear_walk(weights, m, &x, binary, &mut acc),
-                }
-            }
-            if binary {
+            if spikes {
                 out.acs += x.iter().filter(|&&v| v != 0).count() as u64 * m as u64;
             } else {
                 out.macs += (n * m) as u64;
             }
-            Act::Current(acc)
+            Act::Current(if dense {
+                (0..m)
+                    .map(|o| {
+                        (0..n).fold(0i32, |s, i| {
+                            let xv = i32::from(x[i]);
+                            s.wrapping_add(i32::from(weights[i * m + o]).wrapping_mul(xv))
+                        })
+                    })
+                    .collect()
+            } else {
+                walk_inputs(&x, spikes, |multiply| linear_walk(weights, m, &x, multiply))
+            })
         }
         IntOp::MaxPool { input, size } | IntOp::SumPool { input, size } => {
             let sum = matches!(op, IntOp::SumPool { .. });

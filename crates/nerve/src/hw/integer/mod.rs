@@ -31,8 +31,8 @@ pub use engine::{run, run_reference, IntInput, IntOutput};
 pub use format::{decode, encode, load, save};
 pub use program::{IntOp, IntProgram};
 
+use crate::train::trainer::evaluation_rng;
 use burn::tensor::{Device, Tensor};
-use rand::SeedableRng;
 use rayon::prelude::*;
 
 use crate::data::{Encoding, Samples};
@@ -74,7 +74,8 @@ pub fn batch_inputs(x: Tensor<5>) -> Vec<Vec<Vec<u8>>> {
 }
 
 /// Runs `program` on the first `limit` samples of `data` (all when `None`), encoded as in
-/// training, the samples of each batch in parallel; `on_batch` follows progress.
+/// training (rate-coded inputs drawn as an evaluation of a run seeded 0 draws them), the
+/// samples of each batch in parallel; `on_batch` follows progress.
 pub fn evaluate_integer(
     program: &IntProgram,
     data: &dyn Samples,
@@ -86,7 +87,7 @@ pub fn evaluate_integer(
     let n = limit.map_or(data.len(), |l| l.min(data.len()));
     let indices: Vec<usize> = (0..n).collect();
     let device = Device::flex();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5EED_7E57);
+    let mut rng = evaluation_rng(0);
     let (mut right, mut spikes, mut acs, mut macs) = (0usize, 0u64, 0u64, 0u64);
     for batch in indices.chunks(batch_size.max(1)) {
         let (x, y) = data.batch(batch, program.steps, encoding, &mut rng, &device)?;
@@ -94,10 +95,7 @@ pub fn evaluate_integer(
         let inputs = batch_inputs(x);
         let outputs: Vec<IntOutput> = inputs
             .par_iter()
-            .map(|steps| match steps.as_slice() {
-                [one] => run(program, IntInput::Static(one)),
-                all => run(program, IntInput::Steps(all)),
-            })
+            .map(|steps| run(program, IntInput::from_steps(steps)))
             .collect::<Result<_>>()?;
         for (out, &label) in outputs.iter().zip(&labels) {
             right += usize::from(out.prediction() as i64 == label);

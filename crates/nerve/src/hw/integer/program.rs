@@ -1,13 +1,16 @@
 //! An integer program: a trained [`SpikingNet`] as integer weights, fixed-point membranes and
 //! thresholds, and the steps that run them (see the parent module for the arithmetic).
 
+use burn::module::Param;
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::firing::Reset;
+use crate::layers::WeightQuantizer;
 use crate::models::spiking_net::Stage;
 use crate::models::{SpikingNet, SpikingNetConfig};
-use crate::quant::{weight_scale, WeightGrid, WeightQuantConfig};
+use crate::quant::{WeightGrid, WeightQuantConfig};
 
 /// Fraction bits of the fixed-point decay β: `u ← (u·round(β·2^16) + 2^15) >> 16`.
 pub const BETA_FRAC_BITS: u32 = 16;
@@ -121,6 +124,21 @@ struct Pending {
     op: usize,
 }
 
+impl Pending {
+    /// What the weighted op at `op` hands on: its channels' weight scales times the unit of
+    /// its input, and its bias (zero without one).
+    fn new(scales: &[f64], input_scale: f64, bias: Option<&Param<Tensor<1>>>, op: usize) -> Self {
+        let channels = scales.len();
+        Self {
+            scale: scales.iter().map(|s| s * input_scale).collect(),
+            offset: bias.map_or_else(|| vec![0.0; channels], |b| values(b.val().into_data())),
+            flipped: vec![false; channels],
+            max_pooled: false,
+            op,
+        }
+    }
+}
+
 impl IntProgram {
     /// Converts a trained network. Its quantization-aware weight grid is kept (the integers are
     /// exact); a float network's weights are quantized to `default_bits` per tensor.
@@ -130,7 +148,6 @@ impl IntProgram {
         default_bits: u32,
     ) -> Result<Self> {
         let unsupported = |what: String| Error::invalid("integer program", what);
-        crate::quant::check_bits("weight bits", default_bits)?;
         let quant = config
             .weight_quant
             .unwrap_or(WeightQuantConfig::bits(default_bits)?);
@@ -158,9 +175,7 @@ impl IntProgram {
                     if top != bottom || left != right {
                         return Err(unsupported("a convolution with asymmetric padding".into()));
                     }
-                    let learned = conv.quant.scale.as_ref().map(|s| s.val());
-                    let (ints, scales) = integers(&quant, layer.weight.val(), 0, learned)?;
-                    let bias = layer.bias.as_ref().map(|b| values(b.val().into_data()));
+                    let (ints, scales) = integers(&conv.quant, layer.weight.val(), 0, &quant);
                     ops.push(IntOp::Conv {
                         input: [c, h, w],
                         out_channels: out_c,
@@ -169,38 +184,23 @@ impl IntProgram {
                         bits,
                         weights: ints,
                     });
-                    pending = Some(Pending {
-                        scale: scales.iter().map(|s| s * input_scale).collect(),
-                        offset: bias.unwrap_or_else(|| vec![0.0; out_c]),
-                        flipped: vec![false; out_c],
-                        max_pooled: false,
-                        op: ops.len() - 1,
-                    });
+                    let bias = layer.bias.as_ref();
+                    pending = Some(Pending::new(&scales, input_scale, bias, ops.len() - 1));
                     debug_assert_eq!(in_c, c);
                     (c, h, w) = (out_c, h + 2 * top + 1 - kh, w + 2 * left + 1 - kw);
                 }
                 Stage::Linear(linear) => {
                     let [inputs, outputs] = linear.linear.weight.dims();
-                    let learned = linear.quant.scale.as_ref().map(|s| s.val());
-                    let (ints, scales) = integers(&quant, linear.linear.weight.val(), 1, learned)?;
-                    let bias = linear
-                        .linear
-                        .bias
-                        .as_ref()
-                        .map(|b| values(b.val().into_data()));
+                    let (ints, scales) =
+                        integers(&linear.quant, linear.linear.weight.val(), 1, &quant);
                     ops.push(IntOp::Linear {
                         inputs,
                         outputs,
                         bits,
                         weights: ints,
                     });
-                    pending = Some(Pending {
-                        scale: scales.iter().map(|s| s * input_scale).collect(),
-                        offset: bias.unwrap_or_else(|| vec![0.0; outputs]),
-                        flipped: vec![false; outputs],
-                        max_pooled: false,
-                        op: ops.len() - 1,
-                    });
+                    let bias = linear.linear.bias.as_ref();
+                    pending = Some(Pending::new(&scales, input_scale, bias, ops.len() - 1));
                     flat = Some(outputs);
                     c = outputs;
                 }
@@ -343,11 +343,21 @@ impl IntProgram {
         let (net, _) = crate::store::checkpoint::load(path, net, &config.describe())?;
         let mut program = Self::from_net(&net, &config, default_bits)?;
         program.dataset = meta.config["dataset"].as_str().unwrap_or("").to_string();
-        let rate = meta.config["encoding"]
-            .as_str()
-            .is_some_and(|e| e.starts_with("Rate"));
+        let rate = matches!(
+            crate::train::run_config::encoding_from_run(&meta.config),
+            crate::data::Encoding::Rate { .. }
+        );
         program.encoding = if rate { "rate" } else { "direct" }.into();
         Ok(program)
+    }
+
+    /// The encoding its input takes (what `encoding` names).
+    pub fn input_encoding(&self) -> crate::data::Encoding {
+        if self.encoding == "rate" {
+            crate::data::Encoding::Rate { gain: 1.0 }
+        } else {
+            crate::data::Encoding::Direct
+        }
     }
 
     /// Number of outputs (neurons of the last layer).
@@ -368,57 +378,25 @@ fn values(data: burn::tensor::TensorData) -> Vec<f64> {
     data.iter::<f64>().collect()
 }
 
-/// Weights as integers on the grid and the scale of each output channel (`channel_axis`),
-/// computed as [`crate::quant::fake_quantize`] computes them, so `integer × scale` is exactly
-/// the weight the quantization-aware network trained with.
+/// A layer's weights as integers on its grid (`fallback` for a float layer) and the scale of
+/// each output channel (`channel_axis`), exactly as the layer's forward pass rounds them.
 fn integers<const D: usize>(
-    quant: &WeightQuantConfig,
-    weight: burn::tensor::Tensor<D>,
+    quantizer: &WeightQuantizer,
+    weight: Tensor<D>,
     channel_axis: usize,
-    learned: Option<burn::tensor::Tensor<1>>,
-) -> Result<(Vec<i8>, Vec<f64>)> {
-    let dims = weight.dims();
-    let channels = dims[channel_axis];
-    let scales = match learned {
-        Some(s) => values(s.abs().clamp_min(1e-8).into_data()),
-        None => values(weight_scale(quant, weight.clone(), channel_axis).into_data()),
-    };
+    fallback: &WeightQuantConfig,
+) -> (Vec<i8>, Vec<f64>) {
+    let channels = weight.dims()[channel_axis];
+    let (ints, scale) = quantizer.grid(weight, channel_axis, fallback);
+    let ints = ints.into_data().iter::<f32>().map(|v| v as i8).collect();
+    let scales = values(scale.into_data());
+    // A scale per tensor serves every channel.
     let per_channel = if scales.len() == 1 {
         vec![scales[0]; channels]
     } else {
         scales
     };
-    // The channel of each flat index: `channel_axis` is 0 (conv, [out, ...]) or the last (FC).
-    let inner: usize = dims[channel_axis + 1..].iter().product();
-    let q = f64::from(quant.max_level());
-    let ints = values(weight.into_data())
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let y = v / per_channel[(i / inner) % channels];
-            match quant.grid {
-                WeightGrid::Bits(1) => {
-                    if y >= 0.0 {
-                        1
-                    } else {
-                        -1
-                    }
-                }
-                _ => round_half_even(y.clamp(-q, q)) as i8,
-            }
-        })
-        .collect();
-    Ok((ints, per_channel))
-}
-
-/// Rounds half to even, as Burn's `round` (and so the fake-quantized forward) does.
-fn round_half_even(v: f64) -> f64 {
-    let r = v.round();
-    if (v - v.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
-        r - v.signum()
-    } else {
-        r
-    }
+    (ints, per_channel)
 }
 
 /// Negates the weights of the output channels marked in `flipped`.

@@ -163,57 +163,69 @@ fn conv_walk_body(
     out
 }
 
-/// The value every nonzero input shares, if they all share one (1 for no nonzero input).
-pub(super) fn uniform_value(mut values: impl Iterator<Item = i32>) -> Option<i32> {
-    let mut first = None;
-    values
-        .all(|v| v == 0 || v == *first.get_or_insert(v))
-        .then(|| first.unwrap_or(1))
+/// A walk over an activation's nonzero inputs: spikes add; 8-bit values that all share one
+/// value (rate-coded pixels are 0 or 255) add too and each sum is scaled once; other values
+/// multiply. `walk(multiply)` runs the walk.
+pub(super) fn walk_inputs(x: &[u8], spikes: bool, walk: impl FnOnce(bool) -> Vec<i32>) -> Vec<i32> {
+    if spikes {
+        return walk(false);
+    }
+    let mut shared = None;
+    if !x.iter().all(|&v| v == 0 || v == *shared.get_or_insert(v)) {
+        return walk(true);
+    }
+    let v = i32::from(shared.unwrap_or(1));
+    let mut sums = walk(false);
+    sums.iter_mut().for_each(|a| *a = a.wrapping_mul(v));
+    sums
 }
 
-/// Only nonzero inputs contribute: each adds its row of `[in][out]` weights (times its value
-/// when it is not a spike), built for the widest vectors the CPU has.
-pub(super) fn linear_walk(weights: &[i8], m: usize, x: &[i32], binary: bool, acc: &mut [i32]) {
+/// The sums of an FC layer over `x`'s nonzero inputs: each adds its row of `[in][out]` weights
+/// (times its value with `multiply`), built for the widest vectors the CPU has.
+pub(super) fn linear_walk(weights: &[i8], m: usize, x: &[u8], multiply: bool) -> Vec<i32> {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has the features the build enables.
-            return unsafe { linear_walk_avx512(weights, m, x, binary, acc) };
+            return unsafe { linear_walk_avx512(weights, m, x, multiply) };
         }
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: as above.
-            return unsafe { linear_walk_avx2(weights, m, x, binary, acc) };
+            return unsafe { linear_walk_avx2(weights, m, x, multiply) };
         }
     }
-    linear_walk_body(weights, m, x, binary, acc)
+    linear_walk_body(weights, m, x, multiply)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx2")]
-unsafe fn linear_walk_avx512(weights: &[i8], m: usize, x: &[i32], binary: bool, acc: &mut [i32]) {
-    linear_walk_body(weights, m, x, binary, acc)
+unsafe fn linear_walk_avx512(weights: &[i8], m: usize, x: &[u8], multiply: bool) -> Vec<i32> {
+    linear_walk_body(weights, m, x, multiply)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn linear_walk_avx2(weights: &[i8], m: usize, x: &[i32], binary: bool, acc: &mut [i32]) {
-    linear_walk_body(weights, m, x, binary, acc)
+unsafe fn linear_walk_avx2(weights: &[i8], m: usize, x: &[u8], multiply: bool) -> Vec<i32> {
+    linear_walk_body(weights, m, x, multiply)
 }
 
 #[inline(always)]
-fn linear_walk_body(weights: &[i8], m: usize, x: &[i32], binary: bool, acc: &mut [i32]) {
+fn linear_walk_body(weights: &[i8], m: usize, x: &[u8], multiply: bool) -> Vec<i32> {
+    let mut acc = vec![0i32; m];
     for (i, &v) in x.iter().enumerate().filter(|(_, &v)| v != 0) {
         let row = &weights[i * m..(i + 1) * m];
-        if binary {
-            for (a, &wv) in acc.iter_mut().zip(row) {
-                *a = a.wrapping_add(i32::from(wv));
-            }
-        } else {
+        if multiply {
+            let v = i32::from(v);
             for (a, &wv) in acc.iter_mut().zip(row) {
                 *a = a.wrapping_add(i32::from(wv).wrapping_mul(v));
             }
+        } else {
+            for (a, &wv) in acc.iter_mut().zip(row) {
+                *a = a.wrapping_add(i32::from(wv));
+            }
         }
     }
+    acc
 }
 
 /// A convolution's weights as taps `[ci][ky][kx][o]`: one input's tap adds a contiguous run of
