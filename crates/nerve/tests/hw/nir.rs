@@ -83,7 +83,7 @@ fn shared_samples_reproduce_exactly() {
             .fold(0.0f32, f32::max);
         assert!(worst < 1e-5, "{}: membrane off by {worst}", case.display());
         assert!(
-            expected.iter().any(|&s| s == 1.0),
+            expected.contains(&1.0),
             "a sample without spikes tests little"
         );
     }
@@ -369,7 +369,7 @@ fn nerve_to_nir_to_nerve_gives_identical_spikes() {
         ("4C3-AP2-FC16-FC3", [2, 9, 9]),
         ("4C3-BN2D-FC3", [1, 6, 6]),
     ] {
-        let net = tiny_config(&arch, input).init(&device).unwrap();
+        let net = tiny_config(arch, input).init(&device).unwrap();
         let [c, h, w] = input;
         let x = Tensor::<5>::random([6, 3, c, h, w], Distribution::Uniform(0.0, 1.5), &device);
         let expected = net.forward(x.clone(), None, false).unwrap();
@@ -378,10 +378,7 @@ fn nerve_to_nir_to_nerve_gives_identical_spikes() {
         let values: Vec<f32> = x.into_data().iter::<f32>().collect();
         let out = run(&g, &values, &[6, 3, c, h, w], nir::DEFAULT_DT).unwrap();
         let want: Vec<f32> = expected.spk.into_data().iter::<f32>().collect();
-        assert!(
-            want.iter().any(|&s| s == 1.0),
-            "{arch}: no output spikes to compare"
-        );
+        assert!(want.contains(&1.0), "{arch}: no output spikes to compare");
         if arch.contains("BN2D") {
             // The batch norm folds into the convolution: spikes may flip only where a membrane
             // sits within float rounding of the threshold.

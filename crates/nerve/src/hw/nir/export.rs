@@ -261,13 +261,11 @@ pub fn export_net(net: &SpikingNet) -> Result<NirGraph> {
         return Err(unsupported("a network that does not end in neurons"));
     }
     chain.push(("output".into(), Node::new(NodeKind::Output { shape })));
-    let mut graph = NirGraph::default();
-    graph.edges = chain
+    let edges = chain
         .windows(2)
         .map(|w| (w[0].0.clone(), w[1].0.clone()))
         .collect();
-    graph.nodes = chain.into_iter().collect();
-    graph.metadata = Metadata::from([
+    let metadata = Metadata::from([
         (
             "nerve_version".to_string(),
             MetaValue::Text(env!("CARGO_PKG_VERSION").into()),
@@ -281,5 +279,10 @@ pub fn export_net(net: &SpikingNet) -> Result<NirGraph> {
             MetaValue::Numbers(vec![f64::from(DEFAULT_DT)]),
         ),
     ]);
+    let graph = NirGraph {
+        nodes: chain.into_iter().collect(),
+        edges,
+        metadata,
+    };
     Ok(graph)
 }

@@ -140,7 +140,7 @@ impl<'a> Flat<'a> {
 
 /// One node ready to run.
 enum Step {
-    Stateless(Stateless),
+    Stateless(Box<Stateless>),
     Neuron(Dynamics),
 }
 
@@ -223,7 +223,7 @@ impl Plan {
                 shapes[*first].clone().unwrap_or_default()
             };
             let (step, out) = match kind(i) {
-                None => (Step::Stateless(Stateless::Identity), in_shape),
+                None => (Step::Stateless(Box::new(Stateless::Identity)), in_shape),
                 Some(k) => {
                     let node = match flat.nodes[i] {
                         FlatNode::Real(node) => node,
@@ -464,7 +464,7 @@ fn build(
     let device = Device::flex();
     let e = |f: &str, a: &Array| expand(name, f, a, shape);
     let same = shape.to_vec();
-    let stateless = |op| Ok((Step::Stateless(op), same.clone()));
+    let stateless = |op| Ok((Step::Stateless(Box::new(op)), same.clone()));
     let mismatch = |want: String| {
         invalid(format!(
             "node '{name}' ({}) takes {want} but receives {shape:?}",
@@ -476,7 +476,10 @@ fn build(
             if declared.iter().product::<usize>() != shape.iter().product::<usize>() {
                 return Err(mismatch(format!("{declared:?}")));
             }
-            Ok((Step::Stateless(Stateless::Identity), declared.clone()))
+            Ok((
+                Step::Stateless(Box::new(Stateless::Identity)),
+                declared.clone(),
+            ))
         }
         NodeKind::Output { shape: declared } => {
             if declared.iter().product::<usize>() != shape.iter().product::<usize>() {
@@ -505,7 +508,7 @@ fn build(
             let b = Tensor::<1>::from_data(TensorData::new(b, [outputs]), &device);
             let mut out = shape.to_vec();
             *out.last_mut().expect("checked above") = outputs;
-            Ok((Step::Stateless(Stateless::Dense { w, b }), out))
+            Ok((Step::Stateless(Box::new(Stateless::Dense { w, b })), out))
         }
         NodeKind::Scale { scale } => stateless(Stateless::Scale(e("scale", scale)?)),
         NodeKind::Threshold { threshold } => {
@@ -526,7 +529,7 @@ fn build(
             let mut out = shape[..s].to_vec();
             out.push(shape[s..=t].iter().product());
             out.extend_from_slice(&shape[t + 1..]);
-            Ok((Step::Stateless(Stateless::Identity), out))
+            Ok((Step::Stateless(Box::new(Stateless::Identity)), out))
         }
         NodeKind::Conv2d(c) | NodeKind::Conv1d(c) => {
             let axes = c.weight.shape.len() - 2;
@@ -595,7 +598,7 @@ fn build(
                     input: [shape[0], shape[1]],
                 }
             };
-            Ok((Step::Stateless(op), out))
+            Ok((Step::Stateless(Box::new(op)), out))
         }
         NodeKind::SumPool2d(p) | NodeKind::AvgPool2d(p) => {
             if shape.len() != 3 {
@@ -620,7 +623,10 @@ fn build(
                 padding: [p.padding[0], p.padding[1]],
                 mean: matches!(kind, NodeKind::AvgPool2d(_)),
             };
-            Ok((Step::Stateless(op), vec![shape[0], out[0], out[1]]))
+            Ok((
+                Step::Stateless(Box::new(op)),
+                vec![shape[0], out[0], out[1]],
+            ))
         }
         NodeKind::Delay { delay } => {
             let steps = e("delay", delay)?
