@@ -407,3 +407,48 @@ fn load_hf_text(json: &str) -> nerve::Result<Tokenizer> {
     let dir = scratch("tokenizer-text");
     Tokenizer::from_hf_file(put(&dir, HF_FILE, json.as_bytes()))
 }
+
+/// An OpenSpike case file (`openspike-case-v1`): accepted cases written back read as the same
+/// cases and replay without a panic; a refusal is one line naming the file.
+pub fn openspike_case(data: &[u8]) {
+    use nerve::hw::openspike::{check_cases, encode_cases, parse_cases};
+    let path = Path::new("fuzz.json");
+    match parse_cases(data, path) {
+        Ok(cases) => {
+            let again = parse_cases(&encode_cases(&cases), path).expect("re-read written cases");
+            assert_eq!(again, cases);
+            check_cases(&cases);
+        }
+        Err(e) => {
+            check_err(&e, "fuzz.json");
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+    }
+}
+
+/// Small case files recorded by the simulator: a two-layer chain and a four-layer one.
+pub fn openspike_case_seeds() -> Vec<(String, Vec<u8>)> {
+    use nerve::hw::openspike::{encode_cases, Layer, Network, OpenSpikeCase};
+    [("chain", vec![6, 4, 3]), ("deep", vec![3, 5, 2, 4, 2])]
+        .into_iter()
+        .map(|(name, sizes)| {
+            let layers: Vec<Layer> = sizes
+                .windows(2)
+                .map(|w| {
+                    let beta = (0..w[1]).map(|j| (j % 9) as u8).collect();
+                    Layer::from_fn(w[0], beta, |j, i| (i + j) % 3 != 0).expect("a small layer")
+                })
+                .collect();
+            let network = Network::new(layers).expect("a chain");
+            let mut init = network.rest_state();
+            for (k, u) in init.u.iter_mut().flatten().enumerate() {
+                *u = (k * 61 % 256) as u8;
+            }
+            let inputs = (0..4)
+                .map(|t| (0..sizes[0]).map(|i| (i + t) % 2 == 0).collect())
+                .collect();
+            let case = OpenSpikeCase::record(name, network, init, inputs).expect("recordable");
+            (name.to_string(), encode_cases(&[case]))
+        })
+        .collect()
+}

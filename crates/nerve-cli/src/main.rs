@@ -11,6 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod eval_cmd;
 mod events_cmd;
 mod events_viz_cmd;
+mod hw_cmd;
 mod lm_cmd;
 mod quantize_cmd;
 mod reference_check;
@@ -47,6 +48,11 @@ enum Command {
     /// Simulate a retina (rods, cones, bipolar and ganglion cells) watching a PNG image or a
     /// directory of PNG frames; write ganglion spikes, a raster plot and region rates.
     Retina(Box<retina_cmd::RetinaArgs>),
+    /// Hardware simulators: the OpenSpike accelerator's datapath and memory images.
+    Hw {
+        #[command(subcommand)]
+        command: hw_cmd::HwCommand,
+    },
     /// Replay every case of a nerve-reference-v1 file and compare with Nerve.
     ReferenceCheck {
         /// The reference file (e.g. ../shared/reference/snntorch-reference.json).
@@ -63,6 +69,7 @@ fn main() -> ExitCode {
         Command::Events { command } => events_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Lm { command } => lm_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Retina(args) => retina_cmd::run(*args).map(|()| ExitCode::SUCCESS),
+        Command::Hw { command } => hw_cmd::run(command),
         Command::ReferenceCheck { file } => reference_check::run(&file),
     };
     match result {

@@ -226,3 +226,152 @@ fn quantize_writes_a_program_that_eval_integer_runs_and_a_corrupt_one_is_named()
     write(&bad, b"not a program");
     expect_error(&eval(&bad), &["bad.nq", "magic"]);
 }
+
+/// Two OpenSpike cases recorded from the simulator (a chain of layers and a chip-shaped one),
+/// as case-file JSON.
+fn openspike_cases() -> (Vec<nerve::hw::openspike::OpenSpikeCase>, serde_json::Value) {
+    use nerve::hw::openspike::{self, Layer, Network, OpenSpikeCase};
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut bit = |p: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % 100 < p
+    };
+    let mut cases = Vec::new();
+    for (name, sizes) in [("chain", vec![20, 12, 5]), ("deep", vec![9, 9, 30, 4])] {
+        let layers: Vec<Layer> = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(l, w)| {
+                let bits: Vec<bool> = (0..w[0] * w[1]).map(|_| bit(70)).collect();
+                let beta = (0..w[1]).map(|j| ((j + l) % 9) as u8).collect();
+                Layer::from_fn(w[0], beta, |j, i| bits[j * w[0] + i]).unwrap()
+            })
+            .collect();
+        let network = Network::new(layers).unwrap();
+        let mut init = network.rest_state();
+        for u in init.u.iter_mut().flatten() {
+            *u = 150 + (bit(50) as u8) * 90;
+        }
+        let inputs: Vec<Vec<bool>> = (0..8)
+            .map(|_| (0..sizes[0]).map(|_| bit(60)).collect())
+            .collect();
+        cases.push(OpenSpikeCase::record(name, network, init, inputs).unwrap());
+    }
+    let json = serde_json::from_slice(&openspike::encode_cases(&cases)).unwrap();
+    (cases, json)
+}
+
+#[test]
+fn openspike_check_passes_recorded_cases_and_exits_1_on_a_mismatch() {
+    let tmp = Scratch::new("openspike_check");
+    let (_, mut json) = openspike_cases();
+    let file = tmp.join("cases.json");
+    write(&file, json.to_string().as_bytes());
+    let check = |f: &Path| {
+        nerve(
+            tmp.path(),
+            &[
+                OsStr::new("hw"),
+                OsStr::new("openspike-check"),
+                f.as_os_str(),
+            ],
+        )
+    };
+    let stdout = expect_success(&check(&file));
+    assert!(
+        stdout.contains("pass  chain  (20-12-5, 8 steps)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+    // One stored membrane of the second case moved: that case fails, naming where.
+    let v = &mut json["cases"][1]["expected"]["membranes"][6][3];
+    *v = serde_json::json!((v.as_u64().unwrap() + 1) % 256);
+    write(&file, json.to_string().as_bytes());
+    let out = check(&file);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  deep") && stdout.contains("step 6, layer 2, neuron 3, membranes"),
+        "{stdout}"
+    );
+    // A malformed file is one error line naming the case and field.
+    json["cases"][0]["params"]["beta"][1][0] = serde_json::json!(9);
+    write(&file, json.to_string().as_bytes());
+    expect_error(
+        &check(&file),
+        &["cases.json", "\"chain\"", "params.beta[1][0]", "undefined"],
+    );
+    // The public cases, when the shared folder is there.
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match here
+        .ancestors()
+        .map(|a| a.join("shared/reference/openspike/cases-public.json"))
+        .find(|p| p.is_file())
+    {
+        Some(public) => {
+            let stdout = expect_success(&check(&public));
+            assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+        }
+        None => eprintln!(
+            "skipping: no shared/reference/openspike above {}",
+            here.display()
+        ),
+    }
+}
+
+#[test]
+fn openspike_run_prints_the_output_spikes_of_memory_images() {
+    use nerve::hw::openspike::{self, Images, Layer, Network};
+    let tmp = Scratch::new("openspike_run");
+    let l0 = Layer::from_fn(4, vec![8; 4], |j, i| i == j).unwrap();
+    let l1 = Layer::from_fn(4, vec![8; 3], |_, _| true).unwrap();
+    let l2 = Layer::from_fn(3, vec![0; 2], |j, p| j == 1 && p < 2).unwrap();
+    let net = Network::new(vec![l0, l1, l2]).unwrap();
+    let mut state = net.rest_state();
+    state.u[0] = vec![230, 230, 0, 0];
+    state.u[1] = vec![229, 229, 0];
+    // Step 0: input neurons 0 and 1 fire (230 + 1), hidden 0 and 1 reach 231 and fire; output
+    // neuron 1 gets 2 (β 0) and stays silent. Step 1 is quiet.
+    let images = Images::encode(
+        &net,
+        &state,
+        &[vec![true, true, false, false], vec![false; 4]],
+    )
+    .unwrap();
+    let dir = tmp.join("images");
+    openspike::write_images(&dir, &images).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            OsStr::new("hw"),
+            OsStr::new("openspike-run"),
+            OsStr::new("--images"),
+            dir.as_os_str(),
+        ];
+        args.extend(extra.iter().map(OsStr::new));
+        nerve(tmp.path(), &args)
+    };
+    let stdout = expect_success(&run(&[]));
+    assert!(
+        stdout.contains("layout: 4 input, 3 hidden, 2 output neurons; 2 steps"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("step   0: output 00  (input layer 2 spikes, hidden 2)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("clocks: 2193 (9 + 1092 x 2), 87.72 us at 40 ns"),
+        "{stdout}"
+    );
+    let stdout = expect_success(&run(&["--steps", "1"]));
+    assert!(
+        stdout.contains("1 steps") && !stdout.contains("step   1"),
+        "{stdout}"
+    );
+    expect_error(&run(&["--steps", "3"]), &["3", "input images hold 2"]);
+    std::fs::remove_file(dir.join("betas.hex")).unwrap();
+    expect_error(&run(&[]), &["betas.hex"]);
+}

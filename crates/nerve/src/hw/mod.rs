@@ -9,3 +9,4 @@
 
 pub mod energy;
 pub mod integer;
+pub mod openspike;

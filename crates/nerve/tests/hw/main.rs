@@ -6,3 +6,4 @@ mod common;
 
 mod energy;
 mod integer;
+mod openspike;
