@@ -452,3 +452,44 @@ pub fn openspike_case_seeds() -> Vec<(String, Vec<u8>)> {
         })
         .collect()
 }
+
+/// A NIR graph (HDF5): an accepted file encodes back to a graph equal to it, and its shapes
+/// are inferred (or refused) without a panic; errors name the file on one line.
+pub fn nir(data: &[u8]) {
+    use nerve::hw::nir::{file, run::output_shapes};
+    let origin = Path::new("fuzz.nir");
+    match file::decode(data, origin) {
+        Ok(graph) => {
+            let again = file::encode(&graph).expect("re-encode an accepted graph");
+            assert_eq!(file::decode(&again, origin).expect("re-read"), graph);
+            if let Err(e) = output_shapes(&graph) {
+                assert!(!e.to_string().contains('\n'), "{e}");
+            }
+        }
+        Err(e) => {
+            check_err(&e, "fuzz.nir");
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+    }
+}
+
+/// NIR graphs as `nerve nir export` writes them: fully connected and convolutional.
+pub fn nir_seeds() -> Vec<(String, Vec<u8>)> {
+    use nerve::hw::nir::{export_net, file};
+    use nerve::models::SpikingNetConfig;
+    let device = device();
+    [("fc", "FC5-FC3"), ("conv", "3C3-LIF-MP2-FC4"), ("avg", "2C3-AP2-FC3")]
+        .into_iter()
+        .map(|(name, arch)| {
+            let config = SpikingNetConfig {
+                arch: arch.into(),
+                input: [1, 6, 6],
+                steps: 3,
+                ..SpikingNetConfig::tutorial_conv()
+            };
+            let net = config.init(&device).expect("a small network");
+            let graph = export_net(&net).expect("exportable");
+            (name.to_string(), file::encode(&graph).expect("encodable"))
+        })
+        .collect()
+}

@@ -13,6 +13,7 @@ mod events_cmd;
 mod events_viz_cmd;
 mod hw_cmd;
 mod lm_cmd;
+mod nir_cmd;
 mod quantize_cmd;
 mod reference_check;
 mod retina_cmd;
@@ -48,6 +49,11 @@ enum Command {
     /// Simulate a retina (rods, cones, bipolar and ganglion cells) watching a PNG image or a
     /// directory of PNG frames; write ganglion spikes, a raster plot and region rates.
     Retina(Box<retina_cmd::RetinaArgs>),
+    /// NIR graphs: run one on NumPy inputs, export a checkpoint, describe a file.
+    Nir {
+        #[command(subcommand)]
+        command: nir_cmd::NirCommand,
+    },
     /// Hardware simulators: the OpenSpike accelerator's datapath and memory images.
     Hw {
         #[command(subcommand)]
@@ -69,6 +75,7 @@ fn main() -> ExitCode {
         Command::Events { command } => events_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Lm { command } => lm_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Retina(args) => retina_cmd::run(*args).map(|()| ExitCode::SUCCESS),
+        Command::Nir { command } => nir_cmd::run(command).map(|()| ExitCode::SUCCESS),
         Command::Hw { command } => hw_cmd::run(command),
         Command::ReferenceCheck { file } => reference_check::run(&file),
     };

@@ -9,4 +9,5 @@
 
 pub mod energy;
 pub mod integer;
+pub mod nir;
 pub mod openspike;

@@ -6,4 +6,5 @@ mod common;
 
 mod energy;
 mod integer;
+mod nir;
 mod openspike;
