@@ -39,6 +39,7 @@
 //! assert_eq!(out.values, vec![0.0, 0.0, 1.0, 0.0]);
 //! ```
 
+mod build;
 pub mod export;
 pub mod file;
 pub mod graph;
