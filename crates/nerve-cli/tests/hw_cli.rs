@@ -375,3 +375,72 @@ fn openspike_run_prints_the_output_spikes_of_memory_images() {
     std::fs::remove_file(dir.join("betas.hex")).unwrap();
     expect_error(&run(&[]), &["betas.hex"]);
 }
+
+#[test]
+fn openspike_compile_writes_images_of_a_trained_network_and_names_what_does_not_fit() {
+    let tmp = Scratch::new("openspike_compile");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let run = tmp.join("run");
+    expect_success(&train(
+        tmp.path(),
+        &data,
+        &run,
+        &["--epochs", "1", "--arch", "FC24-FC10"],
+    ));
+    let checkpoint = run.join("checkpoint.safetensors");
+    let images = tmp.join("images");
+    let compile = |ckpt: &Path, extra: &[&str]| {
+        let mut args = vec![
+            OsStr::new("hw"),
+            OsStr::new("openspike-compile"),
+            OsStr::new("--checkpoint"),
+            ckpt.as_os_str(),
+            OsStr::new("--out"),
+            images.as_os_str(),
+            OsStr::new("--data"),
+            data.as_os_str(),
+        ];
+        args.extend(extra.iter().map(OsStr::new));
+        nerve(tmp.path(), &args)
+    };
+    let stdout = expect_success(&compile(&checkpoint, &["--sample", "3", "--evaluate", "8"]));
+    assert!(
+        stdout.contains("OpenSpike: 784 input, 24 hidden, 10 output neurons"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 steps of input from test sample 3"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("simulated chip:") && stdout.contains("of 8 test samples"),
+        "{stdout}"
+    );
+    let out = nerve(
+        tmp.path(),
+        &[
+            OsStr::new("hw"),
+            OsStr::new("openspike-run"),
+            OsStr::new("--images"),
+            images.as_os_str(),
+        ],
+    );
+    let stdout = expect_success(&out);
+    assert!(
+        stdout.contains("layout: 784 input, 24 hidden, 10 output neurons; 2 steps"),
+        "{stdout}"
+    );
+    // The tutorial's convolutional network does not fit; the error names the checkpoint.
+    let conv = tmp.join("conv");
+    expect_success(&train(tmp.path(), &data, &conv, &["--epochs", "1"]));
+    let conv = conv.join("checkpoint.safetensors");
+    expect_error(
+        &compile(&conv, &[]),
+        &["checkpoint.safetensors", "convolution"],
+    );
+    expect_error(
+        &compile(&checkpoint, &["--sample", "99"]),
+        &["--sample", "99"],
+    );
+}

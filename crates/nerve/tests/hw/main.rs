@@ -8,3 +8,4 @@ mod energy;
 mod integer;
 mod nir;
 mod openspike;
+mod openspike_compile;

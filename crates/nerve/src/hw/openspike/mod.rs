@@ -26,7 +26,8 @@
 //! and an *output* layer of 16 neurons (group 128) fed by the hidden layer (words 513..1024).
 //! [`images`] writes and reads the memory images in that layout; [`datapath`] simulates any
 //! chain of fully connected layers the datapath can hold (≤ 1024 neurons, fan-in ≤ 1024), which
-//! is what the reference cases (`openspike-case-v1`, [`case`]) describe.
+//! is what the reference cases (`openspike-case-v1`, [`case`]) describe. [`compile`] maps a
+//! trained network of two fully connected layers onto the chip.
 //!
 //! # Timing
 //! One time step is [`CLOCKS_PER_STEP`] = 1,092 clocks: 1 (set up the input layer) + 65 (load
@@ -74,6 +75,7 @@
 //! (line 271). The 2048-word weight memory has room for word 0 and two 512-word layers.
 
 pub mod case;
+pub mod compile;
 pub mod datapath;
 mod hex;
 pub mod images;
@@ -82,6 +84,7 @@ pub use case::{
     check_case, check_cases, check_file, encode_cases, load_cases, parse_cases, CaseReport,
     Expected, ExpectedLayer, Mismatch, OpenSpikeCase,
 };
+pub use compile::{CompileOptions, Compiled};
 pub use datapath::{accumulate, decay, schmitt, Layer, LayerStep, Network, State, Trace};
 pub use images::{
     read_images, run_images, write_images, ChipLayout, ImageRun, Images, Loaded, Sram,
