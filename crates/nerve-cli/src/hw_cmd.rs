@@ -37,6 +37,11 @@ pub enum HwCommand {
     /// weights, β in eighths) and write its memory images.
     #[command(name = "openspike-compile")]
     Compile(Box<CompileArgs>),
+    /// Train a network for the chip's own arithmetic (1-bit weights, initial potentials as
+    /// biases, a binarised image at the first step), report its accuracy in float and on the
+    /// simulated chip, and write its memory images.
+    #[command(name = "openspike-train")]
+    Train(Box<crate::openspike_train_cmd::TrainArgs>),
 }
 
 /// Options of `nerve hw openspike-compile`.
@@ -73,6 +78,7 @@ pub fn run(command: HwCommand) -> Result<ExitCode> {
         HwCommand::Check { file } => check(&file),
         HwCommand::Run { images, steps } => run_images(&images, steps),
         HwCommand::Compile(args) => compile_checkpoint(&args),
+        HwCommand::Train(args) => crate::openspike_train_cmd::run(&args),
     }
 }
 
@@ -129,6 +135,16 @@ fn run_images(dir: &std::path::Path, steps: Option<usize>) -> Result<ExitCode> {
     }
     let counts: Vec<String> = counts.iter().map(usize::to_string).collect();
     println!("output spike counts: {}", counts.join(" "));
+    if let Some(first) = run.trace.first() {
+        // A network from `openspike-train` is read out by its output potentials at step 0.
+        let v = &first[2].potentials;
+        let shown: Vec<String> = v.iter().map(u8::to_string).collect();
+        println!(
+            "output potentials at step 0: {} (largest: output {})",
+            shown.join(" "),
+            nerve::hw::openspike::train::predict(v)
+        );
+    }
     println!(
         "clocks: {} ({START_CLOCKS} + {CLOCKS_PER_STEP} x {}), {:.2} us at {CLOCK_PERIOD_NS} ns",
         run.clocks,

@@ -14,6 +14,7 @@ mod events_viz_cmd;
 mod hw_cmd;
 mod lm_cmd;
 mod nir_cmd;
+mod openspike_train_cmd;
 mod quantize_cmd;
 mod reference_check;
 mod retina_cmd;

@@ -444,3 +444,52 @@ fn openspike_compile_writes_images_of_a_trained_network_and_names_what_does_not_
         &["--sample", "99"],
     );
 }
+
+#[test]
+fn openspike_train_reports_float_and_chip_accuracy_and_writes_images() {
+    let tmp = Scratch::new("openspike-train");
+    let data = tmp.join("data");
+    write_tiny_dataset(&data);
+    let out = expect_success(&nerve(
+        tmp.path(),
+        &[
+            "hw".as_ref(),
+            "openspike-train".as_ref(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--hidden".as_ref(),
+            "16".as_ref(),
+            "--epochs".as_ref(),
+            "2".as_ref(),
+            "--out".as_ref(),
+            tmp.join("chip").as_os_str(),
+        ],
+    ));
+    // The float model and the simulated chip agree on every test image.
+    assert!(
+        out.contains("(8 of 8 predictions equal the float model's)"),
+        "{out}"
+    );
+    assert!(out.contains("1101 clocks"), "{out}");
+    let run = expect_success(&nerve(
+        tmp.path(),
+        &["hw", "openspike-run", "--images", "chip", "--steps", "1"],
+    ));
+    assert!(run.contains("output potentials at step 0"), "{run}");
+    expect_error(
+        &nerve(
+            tmp.path(),
+            &[
+                "hw".as_ref(),
+                "openspike-train".as_ref(),
+                "--data".as_ref(),
+                data.as_os_str(),
+                "--hidden".as_ref(),
+                "2000".as_ref(),
+                "--out".as_ref(),
+                tmp.join("big").as_os_str(),
+            ],
+        ),
+        &["2000 hidden neurons"],
+    );
+}

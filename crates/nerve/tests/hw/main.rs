@@ -9,3 +9,4 @@ mod integer;
 mod nir;
 mod openspike;
 mod openspike_compile;
+mod openspike_train;

@@ -12,8 +12,8 @@
 //!   threshold (230 on an 8-bit potential, one unit per active synapse), the Schmitt trigger's
 //!   re-arming below 200 and the reset to zero are fixed by the chip.
 //!
-//! The mapping is exact about what fits and lossy about what the arithmetic means: a network
-//! trained for these constraints (1-bit non-negative weights, 8-bit potentials) is out of scope.
+//! The mapping is exact about what fits and lossy about what the arithmetic means; a network
+//! trained for the chip's own arithmetic comes from [`super::train`] instead.
 
 use std::path::Path;
 

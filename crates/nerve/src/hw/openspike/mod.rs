@@ -79,6 +79,7 @@ pub mod compile;
 pub mod datapath;
 mod hex;
 pub mod images;
+pub mod train;
 
 pub use case::{
     check_case, check_cases, check_file, encode_cases, load_cases, parse_cases, CaseReport,
