@@ -40,6 +40,25 @@ pub fn run_config_json(net: &SpikingNetConfig, cfg: &TrainConfig) -> Value {
     })
 }
 
+/// The network a training checkpoint holds, rebuilt on Flex from its run configuration and
+/// loaded, with that configuration and the checkpoint's metadata.
+pub fn load_checkpoint_net(
+    path: &std::path::Path,
+) -> Result<(
+    crate::models::SpikingNet,
+    SpikingNetConfig,
+    crate::store::checkpoint::CheckpointMeta,
+)> {
+    let meta = crate::store::checkpoint::load_meta(path)?;
+    let config = net_config_from_run(&meta.config).map_err(|e| Error::Checkpoint {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })?;
+    let net = config.init(&burn::tensor::Device::flex())?;
+    let (net, _) = crate::store::checkpoint::load(path, net, &config.describe())?;
+    Ok((net, config, meta))
+}
+
 /// The network a run configuration describes (what [`run_config_json`] wrote). The surrogate is
 /// not restored: it shapes only gradients, and a rebuilt network is for inference.
 pub fn net_config_from_run(config: &Value) -> Result<SpikingNetConfig> {

@@ -331,16 +331,7 @@ impl IntProgram {
     /// Converts the network a training checkpoint holds (rebuilt from its run configuration),
     /// recording its data set and input encoding.
     pub fn from_checkpoint(path: &std::path::Path, default_bits: u32) -> Result<Self> {
-        let meta = crate::store::checkpoint::load_meta(path)?;
-        let config = crate::train::run_config::net_config_from_run(&meta.config).map_err(|e| {
-            Error::Checkpoint {
-                path: path.to_path_buf(),
-                msg: e.to_string(),
-            }
-        })?;
-        let device = burn::tensor::Device::flex();
-        let net = config.init(&device)?;
-        let (net, _) = crate::store::checkpoint::load(path, net, &config.describe())?;
+        let (net, config, meta) = crate::train::run_config::load_checkpoint_net(path)?;
         let mut program = Self::from_net(&net, &config, default_bits)?;
         program.dataset = meta.config["dataset"].as_str().unwrap_or("").to_string();
         let rate = matches!(

@@ -27,16 +27,7 @@ use crate::models::SpikingNet;
 
 /// The graph of the network a training checkpoint holds (rebuilt from its run configuration).
 pub fn export_checkpoint(path: &Path) -> Result<NirGraph> {
-    let meta = crate::store::checkpoint::load_meta(path)?;
-    let config = crate::train::run_config::net_config_from_run(&meta.config).map_err(|e| {
-        Error::Checkpoint {
-            path: path.to_path_buf(),
-            msg: e.to_string(),
-        }
-    })?;
-    let device = burn::tensor::Device::flex();
-    let net = config.init(&device)?;
-    let (net, _) = crate::store::checkpoint::load(path, net, &config.describe())?;
+    let (net, _, meta) = crate::train::run_config::load_checkpoint_net(path)?;
     let mut graph = export_net(&net)?;
     let encoding = crate::train::run_config::encoding_from_run(&meta.config);
     graph.metadata.insert(
@@ -48,6 +39,20 @@ pub fn export_checkpoint(path: &Path) -> Result<NirGraph> {
 
 fn unsupported(what: &str) -> Error {
     Error::invalid("NIR export", format!("{what} has no NIR equivalent"))
+}
+
+/// An unpadded pooling window's fields; `shape` (`[C, H, W]`) becomes the pooled shape.
+fn pooled(kernel: [usize; 2], stride: [usize; 2], shape: &mut Vec<usize>) -> Pool {
+    *shape = vec![
+        shape[0],
+        (shape[1] - kernel[0]) / stride[0] + 1,
+        (shape[2] - kernel[1]) / stride[1] + 1,
+    ];
+    Pool {
+        kernel_size: kernel.to_vec(),
+        stride: stride.to_vec(),
+        padding: vec![0, 0],
+    }
 }
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -138,19 +143,8 @@ pub fn export_net(net: &SpikingNet) -> Result<NirGraph> {
                 return Err(unsupported("pooling of a flat layer"));
             }
             Stage::AvgPool(pool) => {
-                let k = pool.pool.kernel_size;
-                let s = pool.pool.stride;
-                let p = Pool {
-                    kernel_size: k.to_vec(),
-                    stride: s.to_vec(),
-                    padding: vec![0, 0],
-                };
+                let p = pooled(pool.pool.kernel_size, pool.pool.stride, &mut shape);
                 chain.push((name("pool"), Node::new(NodeKind::AvgPool2d(p))));
-                shape = vec![
-                    shape[0],
-                    (shape[1] - k[0]) / s[0] + 1,
-                    (shape[2] - k[1]) / s[1] + 1,
-                ];
             }
             Stage::MaxPool(pool) => {
                 if !after_neuron {
@@ -159,19 +153,8 @@ pub fn export_net(net: &SpikingNet) -> Result<NirGraph> {
                          pooling after the neurons, e.g. 12C5-LIF-MP2, or use average pooling)",
                     ));
                 }
-                let k = pool.pool.kernel_size;
-                let s = pool.pool.stride;
-                let p = Pool {
-                    kernel_size: k.to_vec(),
-                    stride: s.to_vec(),
-                    padding: vec![0, 0],
-                };
+                let p = pooled(pool.pool.kernel_size, pool.pool.stride, &mut shape);
                 chain.push((name("pool"), Node::new(NodeKind::SumPool2d(p))));
-                shape = vec![
-                    shape[0],
-                    (shape[1] - k[0]) / s[0] + 1,
-                    (shape[2] - k[1]) / s[1] + 1,
-                ];
                 let any = NodeKind::Threshold {
                     threshold: Array::filled(&shape, 0.5),
                 };

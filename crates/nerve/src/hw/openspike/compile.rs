@@ -17,8 +17,6 @@
 
 use std::path::Path;
 
-use burn::tensor::Device;
-
 use super::datapath::{Layer, Network, State};
 use super::{MAX_BETA, MAX_FAN_IN, MAX_NEURONS, MAX_OUTPUTS};
 use crate::error::{Error, Result};
@@ -231,15 +229,7 @@ pub fn from_net(net: &SpikingNet, options: &CompileOptions) -> Result<Compiled> 
 
 /// Loads a training checkpoint (rebuilt from its run configuration) and maps it.
 pub fn from_checkpoint(path: &Path, options: &CompileOptions) -> Result<Compiled> {
-    let meta = crate::store::checkpoint::load_meta(path)?;
-    let config = crate::train::run_config::net_config_from_run(&meta.config).map_err(|e| {
-        Error::Checkpoint {
-            path: path.to_path_buf(),
-            msg: e.to_string(),
-        }
-    })?;
-    let net = config.init(&Device::flex())?;
-    let (net, _) = crate::store::checkpoint::load(path, net, &config.describe())?;
+    let (net, _, _) = crate::train::run_config::load_checkpoint_net(path)?;
     from_net(&net, options).map_err(|e| Error::Checkpoint {
         path: path.to_path_buf(),
         msg: e.to_string(),
