@@ -26,81 +26,85 @@ use crate::train_data::{bar, load_data, DataArgs};
 /// Options of `nerve train`.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
+    /// What the network learns: `classify` (class labels from spike counts, the default),
+    /// `regression` (membrane trajectories against targets) or `latency` (first-spike times).
+    #[arg(long, default_value = "classify")]
+    pub(crate) task: String,
     #[command(flatten)]
-    data: DataArgs,
+    pub(crate) data: DataArgs,
     /// Architecture string (see the README): convolution `<n>C<k>`, pooling `MP<k>`/`AP<k>`, `BN`, `DO<p>`, `FC<n>`.
     #[arg(long, default_value = "12C5-MP2-64C5-MP2-FC10")]
-    arch: String,
+    pub(crate) arch: String,
     /// Epochs (in total; a resumed run continues up to this many).
     #[arg(long, default_value_t = 1)]
-    epochs: usize,
+    pub(crate) epochs: usize,
     /// Time steps per sample.
     #[arg(long, default_value_t = 25)]
-    steps: usize,
+    pub(crate) steps: usize,
     /// Membrane decay β of every Leaky layer.
     #[arg(long, default_value_t = 0.5)]
-    beta: f64,
+    pub(crate) beta: f64,
     /// Learn β.
     #[arg(long)]
-    learn_beta: bool,
+    pub(crate) learn_beta: bool,
     /// Firing threshold.
     #[arg(long, default_value_t = 1.0)]
-    threshold: f64,
+    pub(crate) threshold: f64,
     /// Reset mechanism: subtract, zero, none.
     #[arg(long, default_value = "subtract")]
-    reset: String,
+    pub(crate) reset: String,
     /// Surrogate gradient: atan, fast_sigmoid, sigmoid, triangular, spike_rate_escape, ste, sfs, sso; `NAME:K` sets its constant (e.g. fast_sigmoid:13.84).
     #[arg(long, default_value = "atan")]
-    surrogate: String,
+    pub(crate) surrogate: String,
     /// Learning rate.
     #[arg(long, default_value_t = 1e-2)]
-    lr: f64,
+    pub(crate) lr: f64,
     /// Optimiser: adam, adamw[:WD], sgd[:MOMENTUM].
     #[arg(long, default_value = "adam")]
-    optimizer: String,
+    pub(crate) optimizer: String,
     /// Learning-rate schedule: constant, cosine, cosine-restarts:T0[:MULT], step:SIZE:GAMMA, periodic-cosine:T_MAX (QSNN's periodic boosting), loss-dependent[:SCHEDULE] (halved after an epoch whose loss rose); periods in steps, or epochs as e.g. 10e.
     #[arg(long, default_value = "constant")]
-    schedule: String,
+    pub(crate) schedule: String,
     /// Clip the gradient norm.
     #[arg(long)]
-    grad_clip: Option<f64>,
+    pub(crate) grad_clip: Option<f64>,
     /// Loss: ce-rate, ce-count, mse-count[:CORRECT:INCORRECT] (e.g. mse-count:0.8:0.2), ce-max-membrane.
     #[arg(long, default_value = "ce-rate")]
-    loss: String,
+    pub(crate) loss: String,
     /// Input encoding: direct (pixels as current every step) or rate (Bernoulli spikes).
     #[arg(long, default_value = "direct")]
-    encoding: String,
+    pub(crate) encoding: String,
     /// Truncated BPTT: an optimiser step every K time steps.
     #[arg(long)]
-    tbptt: Option<usize>,
+    pub(crate) tbptt: Option<usize>,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// Output directory (default: runs/<dataset>/run-NNN).
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Continue the run in --out from its checkpoint.
     #[arg(long, requires = "out")]
-    resume: bool,
+    pub(crate) resume: bool,
     /// Use only the first N training samples.
     #[arg(long)]
-    train_limit: Option<usize>,
+    pub(crate) train_limit: Option<usize>,
     /// Quantization-aware training of the weights: a bit width 1..8 (symmetric, scale max|W|),
     /// or `ternary` (absmean); add `:channel` for a scale per output channel and `:learned` to
     /// learn the scale, e.g. `4`, `4:channel:learned`.
     #[arg(long)]
-    weight_bits: Option<String>,
+    pub(crate) weight_bits: Option<String>,
     /// Quantize every membrane to 2^N levels each step (snnTorch's `state_quant`), N in 1..8.
     #[arg(long)]
-    state_bits: Option<u32>,
+    pub(crate) state_bits: Option<u32>,
     /// Where the state levels lie: uniform, threshold (non-uniform, dense near the threshold) or
     /// zero (non-uniform, dense near zero).
     #[arg(long, default_value = "uniform")]
-    state_levels: String,
+    pub(crate) state_levels: String,
     /// Gradient checkpointing: recompute memory-bound intermediate results in the backward pass
     /// instead of keeping them from the forward pass (less memory, more compute).
     #[arg(long)]
-    checkpointing: bool,
+    pub(crate) checkpointing: bool,
 }
 
 fn next_run_dir(dataset: &str) -> PathBuf {
@@ -211,6 +215,15 @@ fn progress() -> impl FnMut(Event) {
 
 /// `nerve train`.
 pub fn train(args: TrainArgs) -> Result<()> {
+    match args.task.as_str() {
+        "classify" => {}
+        other => {
+            return Err(Error::invalid(
+                "task",
+                format!("'{other}': expected classify, regression or latency"),
+            ))
+        }
+    }
     let dataset = args
         .data
         .dataset
