@@ -15,7 +15,7 @@ pub mod loaders;
 use std::io::Write;
 use std::path::Path;
 
-pub use loaders::{checkpoint, hf_checkpoint, idx, nir, nq, openspike_case, tokenizer};
+pub use loaders::{checkpoint, hf_checkpoint, idx, nir, nq, openspike_case, recipe, tokenizer};
 
 use nerve::data::events::{
     encode_aedat4, encode_nmnist, encode_prophesee, parse_aedat, parse_aedat4, parse_events,
@@ -218,6 +218,7 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
         "nq" => return loaders::nq_seeds(),
         "nir" => return loaders::nir_seeds(),
         "openspike_case" => return loaders::openspike_case_seeds(),
+        "recipe" => return loaders::recipe_seeds(),
         _ => {}
     }
     if target == "events_auto" {

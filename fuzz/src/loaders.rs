@@ -493,3 +493,43 @@ pub fn nir_seeds() -> Vec<(String, Vec<u8>)> {
         })
         .collect()
 }
+
+/// Recipe files (`nerve train --config`): any text parses to a recipe or a one-line error naming
+/// the file; an accepted recipe's arguments name only its own keys.
+pub fn recipe(data: &[u8]) {
+    use nerve::train::recipe::{option_name, Recipe};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match Recipe::parse(text, "fuzz.toml") {
+        Ok(recipe) => {
+            let args = recipe.to_args::<&str>(&[]);
+            assert_eq!(args.len(), recipe.options.len());
+            for (arg, (key, value)) in args.iter().zip(&recipe.options) {
+                let expected = match value {
+                    Some(v) => format!("--{}={v}", option_name(key)),
+                    None => format!("--{}", option_name(key)),
+                };
+                assert_eq!(arg, &expected);
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.starts_with("fuzz.toml: ") && !msg.contains('\n'), "{msg:?}");
+        }
+    }
+}
+
+/// Seeds for [`recipe`]: the repository's recipes.
+pub fn recipe_seeds() -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../recipes");
+    let mut seeds: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        .filter_map(|e| Some((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).ok()?)))
+        .collect();
+    seeds.push(("minimal".into(), b"epochs = 3\nlearn_beta = true\n[recipe]\nfigure = 1.0\n".to_vec()));
+    seeds
+}

@@ -8,7 +8,9 @@ use nerve::hw::energy::{measure_dataset, EnergyCosts, Precision};
 use nerve::hw::integer::{self, evaluate_integer};
 use nerve::store::checkpoint;
 use nerve::train::optimizer::OptimizerKind;
-use nerve::train::run_config::{encoding_from_run, loss_from_run, net_config_from_run};
+use nerve::train::run_config::{
+    encoding_from_run, loss_from_run, net_config_from_run, population_from_run,
+};
 use nerve::train::schedule::Schedule;
 use nerve::train::trainer::{evaluate, EvalReport, Event, TrainConfig};
 use nerve::viz::{write_energy_png, write_eval_class_counts};
@@ -19,6 +21,8 @@ use crate::train_data::{bar, load_data, DataArgs};
 /// Options of `nerve eval`.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
+    #[arg(long, help = crate::recipe_args::CONFIG_HELP)]
+    config: Option<PathBuf>,
     /// Checkpoint written by `nerve train`.
     #[arg(long, required_unless_present = "integer", conflicts_with = "integer")]
     checkpoint: Option<PathBuf>,
@@ -103,6 +107,7 @@ fn eval_integer(args: &EvalArgs, path: &std::path::Path) -> Result<()> {
 
 /// `nerve eval`.
 pub fn eval(args: EvalArgs) -> Result<()> {
+    crate::recipe_args::announce(args.config.as_deref());
     if let Some(path) = &args.integer {
         return eval_integer(&args, path);
     }
@@ -143,6 +148,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         train_limit: None,
         test_limit: args.data.test_limit,
         dataset: dataset.clone(),
+        population: population_from_run(config),
     };
     let pb = std::cell::RefCell::new(None::<ProgressBar>);
     let report = evaluate(&net, data.test.as_ref(), &cfg, &device, &mut |e| match e {

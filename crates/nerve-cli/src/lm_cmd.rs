@@ -36,6 +36,8 @@ pub enum LmCommand {
 #[derive(Args, Debug)]
 #[command(args_override_self = true)]
 pub struct TrainArgs {
+    #[arg(long, help = crate::recipe_args::CONFIG_HELP)]
+    config: Option<PathBuf>,
     /// Architecture: mmfree (MatMul-free LM, HGRNBit) or spikegpt.
     #[arg(long, default_value = "mmfree")]
     arch: String,
@@ -192,6 +194,7 @@ pub fn run(cmd: LmCommand) -> Result<()> {
 }
 
 fn train(args: TrainArgs) -> Result<()> {
+    crate::recipe_args::announce(args.config.as_deref());
     let arch = LmArch::parse(&args.arch)?;
     let device = nerve::device::parse(&args.device)?;
     let dir = args

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -16,6 +16,7 @@ mod lm_cmd;
 mod nir_cmd;
 mod openspike_train_cmd;
 mod quantize_cmd;
+mod recipe_args;
 mod reference_check;
 mod retina_cmd;
 mod train_cmd;
@@ -67,8 +68,32 @@ enum Command {
     },
 }
 
+/// The command line with any `--config` recipe expanded, parsed.
+fn parse_cli() -> Result<Cli, ExitCode> {
+    let (args, recipe) = match recipe_args::expand(Cli::command(), std::env::args_os().collect()) {
+        Ok(expanded) => expanded,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let matches = Cli::command().try_get_matches_from(args);
+    match matches.and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => Ok(cli),
+        Err(e) => {
+            if let (Some(path), true) = (recipe, e.use_stderr()) {
+                eprintln!("(options from the recipe {} included)", path.display());
+            }
+            e.exit()
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let result = match cli.command {
         Command::Train(args) => train_cmd::train(*args).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => eval_cmd::eval(args).map(|()| ExitCode::SUCCESS),

@@ -30,6 +30,8 @@ pub struct TrainArgs {
     /// `regression` (membrane trajectories against targets) or `latency` (first-spike times).
     #[arg(long, default_value = "classify")]
     pub(crate) task: String,
+    #[arg(long, help = crate::recipe_args::CONFIG_HELP)]
+    pub(crate) config: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) data: DataArgs,
     /// Architecture string (see the README): convolution `<n>C<k>`, pooling `MP<k>`/`AP<k>`, `BN`, `DO<p>`, `FC<n>`.
@@ -71,6 +73,11 @@ pub struct TrainArgs {
     /// Loss: ce-rate, ce-count, mse-count[:CORRECT:INCORRECT] (e.g. mse-count:0.8:0.2), ce-max-membrane.
     #[arg(long, default_value = "ce-rate")]
     pub(crate) loss: String,
+    /// Population code: N output neurons vote for each class, in contiguous groups (the last
+    /// layer needs N × classes neurons, e.g. FC500 for 10 classes of 50); for ce-rate, ce-count
+    /// and mse-count, the accuracy and the class-count plot.
+    #[arg(long)]
+    pub(crate) population: Option<usize>,
     /// Input encoding: direct (pixels as current every step) or rate (Bernoulli spikes).
     #[arg(long, default_value = "direct")]
     pub(crate) encoding: String,
@@ -215,6 +222,7 @@ fn progress() -> impl FnMut(Event) {
 
 /// `nerve train`.
 pub fn train(args: TrainArgs) -> Result<()> {
+    crate::recipe_args::announce(args.config.as_deref());
     match args.task.as_str() {
         "classify" => {}
         other => {
@@ -299,6 +307,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
         train_limit: args.train_limit,
         test_limit: args.data.test_limit,
         dataset: dataset.clone(),
+        population: args.population,
     };
     let infer_device = nerve::device::parse(&args.data.device)?;
     let device = if args.checkpointing {

@@ -52,7 +52,7 @@ pub(crate) fn train_step(
     y: Tensor<1, Int>,
 ) -> nerve::Result<(SpikingNet, f64)> {
     let out = net.forward(x, None, false)?;
-    let loss = loss_of(LossKind::CeRate, out.spk, out.mem, y)?;
+    let loss = loss_of(LossKind::CeRate, None, out.spk, out.mem, y)?;
     let value = loss.clone().into_scalar::<f64>();
     let grads = GradientsParams::from_grads(loss.backward(), &net);
     Ok((optim.step(LR, net, grads), value))

@@ -37,6 +37,7 @@ pub fn run_config_json(net: &SpikingNetConfig, cfg: &TrainConfig) -> Value {
         "encoding": format!("{:?}", cfg.encoding),
         "dataset": cfg.dataset,
         "tbptt": cfg.tbptt,
+        "population": cfg.population,
     })
 }
 
@@ -129,6 +130,11 @@ pub fn loss_from_run(config: &Value) -> LossKind {
         n if n.starts_with("CeMaxMembrane") => LossKind::CeMaxMembrane,
         _ => LossKind::CeRate,
     }
+}
+
+/// The population code a run was trained with: output neurons per class (`None`: one each).
+pub fn population_from_run(config: &Value) -> Option<usize> {
+    config["population"].as_u64().map(|p| p as usize)
 }
 
 /// The input encoding a run was trained with (direct when the record names none).

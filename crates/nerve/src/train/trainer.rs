@@ -125,6 +125,9 @@ pub struct TrainConfig {
     pub test_limit: Option<usize>,
     /// Name of the data set (recorded in the checkpoint so `eval` picks the same one).
     pub dataset: String,
+    /// Population code: this many output neurons vote for each class, in contiguous groups
+    /// (snnTorch's `population_code`); `None` is one neuron per class.
+    pub population: Option<usize>,
 }
 
 impl TrainConfig {
@@ -154,6 +157,15 @@ impl TrainConfig {
         }
         if let Some(n) = self.test_limit {
             positive("test limit", n)?;
+        }
+        if let Some(p) = self.population {
+            positive("population", p)?;
+            if self.loss == LossKind::CeMaxMembrane {
+                return Err(Error::invalid(
+                    "population",
+                    "ce-max-membrane has no population code; use ce-rate, ce-count or mse-count",
+                ));
+            }
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::invalid(
@@ -224,39 +236,94 @@ pub struct EvalReport {
     pub spikes_per_sample: f64,
     /// Per spiking layer: name, neurons, firing rate (spikes per neuron per step).
     pub layers: Vec<(String, usize, f64)>,
-    /// `class_counts[c][k]`: mean spike count of output neuron `k` over samples of class `c`
-    /// (NaN for a class with no samples).
+    /// `class_counts[c][k]`: mean spike count of output neuron `k` (of population `k` when
+    /// [`EvalReport::population`] is set) over samples of class `c` (NaN for a class with no
+    /// samples).
     pub class_counts: Vec<Vec<f64>>,
+    /// Output neurons per class when the network was scored with a population code.
+    pub population: Option<usize>,
+}
+
+impl TrainConfig {
+    /// The class count the losses group outputs into (`population_code`), for `outputs`
+    /// output neurons; `None` without a population code.
+    pub fn population_code(&self, outputs: usize) -> Option<usize> {
+        self.population.map(|p| outputs / p.max(1))
+    }
+
+    /// Checks that `outputs` output neurons code `classes` classes: one neuron each, or
+    /// [`TrainConfig::population`] each.
+    pub fn check_outputs(&self, outputs: usize, classes: usize) -> Result<()> {
+        match self.population {
+            Some(p) if outputs != p * classes => Err(Error::invalid(
+                "population",
+                format!(
+                    "{outputs} output neurons cannot hold {classes} classes of {p} neurons; \
+                     the last layer needs {}",
+                    p * classes
+                ),
+            )),
+            None if classes > outputs => Err(Error::invalid(
+                "network",
+                format!("{outputs} outputs for a data set of {classes} classes"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Spike counts per class `[B, C]` from output spikes `[T, B, N]`: each neuron's count, or each
+/// population's summed count with a population code of `C` classes.
+fn class_votes(spk: &Tensor<3>, population_code: Option<usize>) -> Result<Tensor<2>> {
+    let spk = spk.clone().detach();
+    let spk = match population_code {
+        Some(classes) => crate::loss::population_sum(spk, classes)?,
+        None => spk,
+    };
+    Ok(spk.sum_dim(0).squeeze_dim::<2>(0))
 }
 
 /// The loss of a forward pass.
+/// The loss of a forward pass; `population_code` is the class count when several output neurons
+/// vote for each class.
 pub fn loss_of(
     kind: LossKind,
+    population_code: Option<usize>,
     spk: Tensor<3>,
     mem: Tensor<3>,
     targets: Tensor<1, Int>,
 ) -> Result<Tensor<1>> {
     use crate::loss;
     match kind {
-        LossKind::CeRate => loss::CeRateLoss::new().forward(spk, targets),
-        LossKind::CeCount => loss::CeCountLoss::new().forward(spk, targets),
+        LossKind::CeRate => loss::CeRateLoss { population_code }.forward(spk, targets),
+        LossKind::CeCount => loss::CeCountLoss { population_code }.forward(spk, targets),
         LossKind::MseCount {
             correct_rate,
             incorrect_rate,
-        } => loss::MseCountLoss::new(correct_rate, incorrect_rate).forward(spk, targets),
+        } => loss::MseCountLoss {
+            correct_rate,
+            incorrect_rate,
+            population_code,
+        }
+        .forward(spk, targets),
         LossKind::CeMaxMembrane => loss::CeMaxMembraneLoss::new().forward(mem, targets),
     }
 }
 
-/// Number of samples whose output neuron with the most spikes is the label.
-fn correct(spk: &Tensor<3>, targets: &Tensor<1, Int>) -> usize {
-    let counts = spk.clone().detach().sum_dim(0).squeeze_dim::<2>(0);
-    let predicted = counts.argmax(1).squeeze_dim::<1>(1);
-    predicted
+/// Number of samples whose class with the most output spikes is the label.
+fn correct(
+    spk: &Tensor<3>,
+    targets: &Tensor<1, Int>,
+    population_code: Option<usize>,
+) -> Result<usize> {
+    let predicted = class_votes(spk, population_code)?
+        .argmax(1)
+        .squeeze_dim::<1>(1);
+    Ok(predicted
         .equal(targets.clone())
         .int()
         .sum()
-        .into_scalar::<i64>() as usize
+        .into_scalar::<i64>() as usize)
 }
 
 /// The generator that rate-codes test inputs in an evaluation of a run seeded `seed`: every
@@ -282,18 +349,15 @@ pub fn evaluate(
     let mut rng = evaluation_rng(cfg.seed);
     let (mut right, mut loss_sum, mut spikes) = (0usize, 0.0f64, 0.0f64);
     let mut layer_totals = vec![0.0f64; net.layer_names.len()];
-    let outputs = net.outputs();
+    let population_code = cfg.population_code(net.outputs());
+    let outputs = population_code.unwrap_or(net.outputs());
     let mut class_sums = vec![vec![0.0f64; outputs]; data.num_classes()];
     let mut class_samples = vec![0usize; data.num_classes()];
     for batch in &batches {
         let (x, y) = data.batch(batch, net.steps, cfg.encoding, &mut rng, device)?;
         let out = net.forward(x, None, false)?;
-        right += correct(&out.spk, &y);
-        let counts: Vec<f32> = out
-            .spk
-            .clone()
-            .detach()
-            .sum_dim(0)
+        right += correct(&out.spk, &y, population_code)?;
+        let counts: Vec<f32> = class_votes(&out.spk, population_code)?
             .into_data()
             .iter::<f32>()
             .collect();
@@ -306,7 +370,7 @@ pub fn evaluate(
                 class_samples[label as usize] += 1;
             }
         }
-        loss_sum += loss_of(cfg.loss, out.spk, out.mem, y)?.into_scalar::<f64>();
+        loss_sum += loss_of(cfg.loss, population_code, out.spk, out.mem, y)?.into_scalar::<f64>();
         for (total, layer) in layer_totals.iter_mut().zip(&out.layers) {
             *total += layer.total.clone().into_scalar::<f64>();
         }
@@ -336,6 +400,7 @@ pub fn evaluate(
             .zip(class_samples)
             .map(|(sums, n)| sums.into_iter().map(|s| s / n as f64).collect())
             .collect(),
+        population: cfg.population,
     })
 }
 
@@ -395,17 +460,8 @@ pub fn train(
     device: &Device,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Session> {
-    if train_data.num_classes() > session.net.outputs() {
-        return Err(Error::invalid(
-            "network",
-            format!(
-                "{} outputs for a data set of {} classes",
-                session.net.outputs(),
-                train_data.num_classes()
-            ),
-        ));
-    }
     cfg.validate(&session.net_config)?;
+    cfg.check_outputs(session.net.outputs(), train_data.num_classes())?;
     std::fs::create_dir_all(&cfg.out_dir).map_err(|e| Error::io(&cfg.out_dir, e))?;
     let n = cfg
         .train_limit
@@ -508,7 +564,8 @@ fn train_step(
                 .net
                 .forward(xs, Some(state.take().unwrap_or_default()), false)?
         };
-        let loss = loss_of(cfg.loss, out.spk.clone(), out.mem, y.clone())?;
+        let population_code = cfg.population_code(session.net.outputs());
+        let loss = loss_of(cfg.loss, population_code, out.spk.clone(), out.mem, y.clone())?;
         let value = loss.clone().into_scalar::<f64>();
         if !value.is_finite() {
             return Err(Error::NonFinite { value, epoch, step });
@@ -521,7 +578,8 @@ fn train_step(
         start += len;
     }
     let spk = Tensor::cat(spk_chunks, 0);
-    Ok((loss_total, correct(&spk, &y)))
+    let population_code = cfg.population_code(session.net.outputs());
+    Ok((loss_total, correct(&spk, &y, population_code)?))
 }
 
 /// Writes the checkpoint and the history (both atomically).

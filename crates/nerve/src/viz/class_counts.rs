@@ -64,7 +64,17 @@ pub fn write_class_counts_png(
     class_names: &[String],
     counts: &[Vec<f64>],
 ) -> Result<()> {
-    let path = path.as_ref();
+    draw_class_counts(path.as_ref(), title, "output neuron", class_names, counts)
+}
+
+/// [`write_class_counts_png`] with the columns named `column_axis`.
+fn draw_class_counts(
+    path: &Path,
+    title: &str,
+    column_axis: &str,
+    class_names: &[String],
+    counts: &[Vec<f64>],
+) -> Result<()> {
     let classes = class_names.len();
     if classes == 0 || counts.len() != classes {
         return Err(Error::invalid(
@@ -141,7 +151,7 @@ pub fn write_class_counts_png(
         let grid_h = ch * classes as i32;
         let err = |e: plotters::drawing::DrawingAreaErrorKind<_>| e.to_string();
         root.draw_text(
-            "output neuron",
+            column_axis,
             &centred(14, &BLACK),
             (x0 + grid_w / 2, y0 - 40),
         )
@@ -242,22 +252,33 @@ pub fn write_class_counts_png(
 }
 
 /// Draws the mean output spike counts per true class of an evaluation of `dataset`, whose
-/// classes are named `class_names`, titled with the data set and the accuracy.
+/// classes are named `class_names`, titled with the data set and the accuracy; with a
+/// population code, one column per class's population (its neurons' counts summed).
 pub fn write_eval_class_counts(
     path: impl AsRef<Path>,
     report: &EvalReport,
     class_names: &[String],
     dataset: &str,
 ) -> Result<()> {
-    write_class_counts_png(
-        path,
-        &format!(
-            "Output spikes per test sample by true class ({dataset}, {:.2}% correct)",
-            100.0 * report.accuracy
+    let accuracy = 100.0 * report.accuracy;
+    match report.population {
+        Some(p) => draw_class_counts(
+            path.as_ref(),
+            &format!(
+                "Population spikes per test sample by true class ({dataset}, {p} neurons per \
+                 class, {accuracy:.2}% correct)"
+            ),
+            &format!("output population ({p} neurons each)"),
+            class_names,
+            &report.class_counts,
         ),
-        class_names,
-        &report.class_counts,
-    )
+        None => write_class_counts_png(
+            path,
+            &format!("Output spikes per test sample by true class ({dataset}, {accuracy:.2}% correct)"),
+            class_names,
+            &report.class_counts,
+        ),
+    }
 }
 
 /// The colour of a value scaled to `[0, 1]`.

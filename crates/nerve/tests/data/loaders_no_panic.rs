@@ -144,3 +144,23 @@ fn tokenizer_mutations_never_panic() {
         assert!(ok >= 1 && err > 100, "{name}: ok {ok}, err {err}");
     }
 }
+
+#[test]
+fn recipe_mutations_never_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../recipes");
+    let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .expect("the recipes directory")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| std::fs::read(p).expect("a recipe"))
+        .collect();
+    seeds.push(b"epochs = 3\nlearn_beta = true\n[recipe]\nfigure = 1.0\n".to_vec());
+    let (ok, err) = no_panic_loop(0x7EC1, &seeds, 3000, &["fuzz.toml"], |b| {
+        let text = std::str::from_utf8(b)
+            .map_err(|_| nerve::Error::format("fuzz.toml", "not UTF-8"))?;
+        let recipe = nerve::train::recipe::Recipe::parse(text, "fuzz.toml")?;
+        assert_eq!(recipe.to_args::<&str>(&[]).len(), recipe.options.len());
+        Ok(())
+    });
+    assert!(ok >= seeds.len() && err > 300, "ok {ok}, err {err}");
+}

@@ -140,6 +140,7 @@ fn a_run_configuration_rebuilds_the_quantized_network() {
         train_limit: None,
         test_limit: None,
         dataset: "mnist".into(),
+        population: None,
     };
     let json = run_config_json(&config, &cfg);
     let rebuilt = net_config_from_run(&json).unwrap();

@@ -30,6 +30,7 @@ fn config(out: &Path, epochs: usize, batch_size: usize) -> TrainConfig {
         train_limit: None,
         test_limit: None,
         dataset: "events".into(),
+        population: None,
     }
 }
 

@@ -55,6 +55,7 @@ fn config(out: &std::path::Path, epochs: usize, lr: f64) -> TrainConfig {
         train_limit: None,
         test_limit: None,
         dataset: "bands".into(),
+        population: None,
     }
 }
 
