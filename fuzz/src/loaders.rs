@@ -14,9 +14,9 @@ use nerve::models::mmfree::{
     load_dir, save_dir, tensor_specs, MmFreeConfig, MmFreeWeights, SaveDtype,
 };
 use nerve::models::spikegpt::SpikeGptConfig;
+use nerve::store::checkpoint::{self, CheckpointMeta};
 use nerve::text::tokenizer::{CHARS_FILE, HF_FILE};
 use nerve::text::Tokenizer;
-use nerve::store::checkpoint::{self, CheckpointMeta};
 
 use crate::check_err;
 
@@ -85,21 +85,28 @@ pub fn nq_seeds() -> Vec<(String, Vec<u8>)> {
     use nerve::models::SpikingNetConfig;
     use nerve::quant::WeightQuantConfig;
     let device = device();
-    [("conv", "3C3-MP2-FC4", Some("4")), ("bn", "2C3-AP2-BN2D-FC3", Some("ternary")), ("fc", "FC5-FC3", None)]
-        .into_iter()
-        .map(|(name, arch, weights)| {
-            let config = SpikingNetConfig {
-                arch: arch.into(),
-                input: [1, 6, 6],
-                steps: 3,
-                weight_quant: weights.map(|w| WeightQuantConfig::parse(w).expect("a spec")),
-                ..SpikingNetConfig::tutorial_conv()
-            };
-            let net = config.init(&device).expect("a small network");
-            let program = IntProgram::from_net(&net, &config, 8).expect("convertible");
-            (name.to_string(), integer::encode(&program).expect("encodable"))
-        })
-        .collect()
+    [
+        ("conv", "3C3-MP2-FC4", Some("4")),
+        ("bn", "2C3-AP2-BN2D-FC3", Some("ternary")),
+        ("fc", "FC5-FC3", None),
+    ]
+    .into_iter()
+    .map(|(name, arch, weights)| {
+        let config = SpikingNetConfig {
+            arch: arch.into(),
+            input: [1, 6, 6],
+            steps: 3,
+            weight_quant: weights.map(|w| WeightQuantConfig::parse(w).expect("a spec")),
+            ..SpikingNetConfig::tutorial_conv()
+        };
+        let net = config.init(&device).expect("a small network");
+        let program = IntProgram::from_net(&net, &config, 8).expect("convertible");
+        (
+            name.to_string(),
+            integer::encode(&program).expect("encodable"),
+        )
+    })
+    .collect()
 }
 
 /// IDX, raw or gzip: an accepted array is exactly what the writer produces for it (raw input
@@ -478,20 +485,24 @@ pub fn nir_seeds() -> Vec<(String, Vec<u8>)> {
     use nerve::hw::nir::{export_net, file};
     use nerve::models::SpikingNetConfig;
     let device = device();
-    [("fc", "FC5-FC3"), ("conv", "3C3-LIF-MP2-FC4"), ("avg", "2C3-AP2-FC3")]
-        .into_iter()
-        .map(|(name, arch)| {
-            let config = SpikingNetConfig {
-                arch: arch.into(),
-                input: [1, 6, 6],
-                steps: 3,
-                ..SpikingNetConfig::tutorial_conv()
-            };
-            let net = config.init(&device).expect("a small network");
-            let graph = export_net(&net).expect("exportable");
-            (name.to_string(), file::encode(&graph).expect("encodable"))
-        })
-        .collect()
+    [
+        ("fc", "FC5-FC3"),
+        ("conv", "3C3-LIF-MP2-FC4"),
+        ("avg", "2C3-AP2-FC3"),
+    ]
+    .into_iter()
+    .map(|(name, arch)| {
+        let config = SpikingNetConfig {
+            arch: arch.into(),
+            input: [1, 6, 6],
+            steps: 3,
+            ..SpikingNetConfig::tutorial_conv()
+        };
+        let net = config.init(&device).expect("a small network");
+        let graph = export_net(&net).expect("exportable");
+        (name.to_string(), file::encode(&graph).expect("encodable"))
+    })
+    .collect()
 }
 
 /// Recipe files (`nerve train --config`): any text parses to a recipe or a one-line error naming
@@ -515,7 +526,10 @@ pub fn recipe(data: &[u8]) {
         }
         Err(e) => {
             let msg = e.to_string();
-            assert!(msg.starts_with("fuzz.toml: ") && !msg.contains('\n'), "{msg:?}");
+            assert!(
+                msg.starts_with("fuzz.toml: ") && !msg.contains('\n'),
+                "{msg:?}"
+            );
         }
     }
 }
@@ -528,8 +542,16 @@ pub fn recipe_seeds() -> Vec<(String, Vec<u8>)> {
         .flatten()
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
-        .filter_map(|e| Some((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).ok()?)))
+        .filter_map(|e| {
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).ok()?,
+            ))
+        })
         .collect();
-    seeds.push(("minimal".into(), b"epochs = 3\nlearn_beta = true\n[recipe]\nfigure = 1.0\n".to_vec()));
+    seeds.push((
+        "minimal".into(),
+        b"epochs = 3\nlearn_beta = true\n[recipe]\nfigure = 1.0\n".to_vec(),
+    ));
     seeds
 }

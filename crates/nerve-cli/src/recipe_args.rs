@@ -40,7 +40,12 @@ pub fn expand(cli: Command, args: Vec<OsString>) -> Result<(Vec<OsString>, Optio
         .filter(|&l| l != "config")
         .map(str::to_string)
         .collect();
-    if known.len() == command.get_arguments().filter(|a| a.get_long().is_some()).count() {
+    if known.len()
+        == command
+            .get_arguments()
+            .filter(|a| a.get_long().is_some())
+            .count()
+    {
         return Ok((args, None));
     }
     let path = PathBuf::from(file);

@@ -68,7 +68,15 @@ fn every_recipe_is_complete_and_sets_only_real_options() {
             recipe.meta.metric
         );
         // Keys are checked against `nerve train`'s options before clap prints the help.
-        let out = nerve(tmp.path(), &["train".as_ref(), "--config".as_ref(), file.as_os_str(), "--help".as_ref()]);
+        let out = nerve(
+            tmp.path(),
+            &[
+                "train".as_ref(),
+                "--config".as_ref(),
+                file.as_os_str(),
+                "--help".as_ref(),
+            ],
+        );
         expect_success(&out);
     }
 }
@@ -81,11 +89,15 @@ fn a_tiny_version_of_each_classification_recipe_trains() {
         if task(&recipe) != "classify" {
             continue; // regression and latency recipes have tests of their own
         }
-        let rows = std::iter::once(Vec::new()).chain(recipe.meta.rows.iter().map(|r| r.args.clone()));
+        let rows =
+            std::iter::once(Vec::new()).chain(recipe.meta.rows.iter().map(|r| r.args.clone()));
         for (i, extra) in rows.enumerate() {
             let out_dir = tmp.join(&format!("{}-{i}", recipe.meta.name));
-            let mut args: Vec<std::ffi::OsString> =
-                vec!["train".into(), "--config".into(), file.clone().into_os_string()];
+            let mut args: Vec<std::ffi::OsString> = vec![
+                "train".into(),
+                "--config".into(),
+                file.clone().into_os_string(),
+            ];
             args.extend(extra.iter().map(Into::into));
             args.extend(TINY.iter().map(Into::into));
             args.extend(["--out".into(), out_dir.clone().into_os_string()]);
@@ -124,7 +136,10 @@ fn bad_recipes_fail_with_one_line_naming_the_file_and_key() {
     expect_error(&out, &["bad.toml", "figur"]);
 
     let missing = tmp.join("missing.toml");
-    let out = nerve(tmp.path(), &["train", "--config", missing.to_str().unwrap()]);
+    let out = nerve(
+        tmp.path(),
+        &["train", "--config", missing.to_str().unwrap()],
+    );
     expect_error(&out, &["missing.toml"]);
 }
 
@@ -155,15 +170,31 @@ fn population_coding_trains_scores_and_draws_populations() {
             .find(|l| l.starts_with("test accuracy: "))
             .map(str::to_string)
     };
-    assert_eq!(accuracy(&eval_out), accuracy(&stdout), "eval scores as train did");
+    assert_eq!(
+        accuracy(&eval_out),
+        accuracy(&stdout),
+        "eval scores as train did"
+    );
 
-    let out = train(tmp.path(), &data, &tmp.join("wrong"), &["--arch", "FC25", "--population", "2"]);
+    let out = train(
+        tmp.path(),
+        &data,
+        &tmp.join("wrong"),
+        &["--arch", "FC25", "--population", "2"],
+    );
     expect_error(&out, &["population", "25 output neurons", "20"]);
     let out = train(
         tmp.path(),
         &data,
         &tmp.join("membrane"),
-        &["--arch", "FC20", "--population", "2", "--loss", "ce-max-membrane"],
+        &[
+            "--arch",
+            "FC20",
+            "--population",
+            "2",
+            "--loss",
+            "ce-max-membrane",
+        ],
     );
     expect_error(&out, &["population", "ce-max-membrane"]);
 }

@@ -1,10 +1,10 @@
-//! Training: the BPTT trainer for spiking networks, the language-model trainer, the optimiser
+//! Training: the BPTT trainer for spiking networks, the language-model trainer, recipes, the optimiser
 //! choice, learning-rate schedules and the metrics history.
 
 pub mod history;
-pub mod recipe;
 pub mod lm_trainer;
 pub mod optimizer;
+pub mod recipe;
 pub mod run_config;
 pub mod schedule;
 pub mod trainer;

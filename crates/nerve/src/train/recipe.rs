@@ -115,7 +115,10 @@ impl Recipe {
     pub fn parse(text: &str, path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let table: toml::Table = toml::from_str(text).map_err(|e: toml::de::Error| {
-            Error::format(path, format!("not valid TOML: {}", one_line(&e.to_string())))
+            Error::format(
+                path,
+                format!("not valid TOML: {}", one_line(&e.to_string())),
+            )
         })?;
         let mut options = Vec::new();
         let mut meta = RecipeMeta::default();
@@ -219,9 +222,15 @@ mod tests {
     fn bad_files_name_the_problem_on_one_line() {
         let err = |text: &str| Recipe::parse(text, "bad.toml").unwrap_err().to_string();
         let e = err("epochs = [1, 2]");
-        assert!(e.contains("bad.toml") && e.contains("'epochs'") && e.contains("array"), "{e}");
+        assert!(
+            e.contains("bad.toml") && e.contains("'epochs'") && e.contains("array"),
+            "{e}"
+        );
         let e = err("epochs = ");
-        assert!(e.starts_with("bad.toml: not valid TOML") && !e.contains('\n'), "{e}");
+        assert!(
+            e.starts_with("bad.toml: not valid TOML") && !e.contains('\n'),
+            "{e}"
+        );
         let e = err("[recipe]\nfigur = 1.0");
         assert!(e.contains("[recipe]") && e.contains("figur"), "{e}");
         let r = Recipe::parse("lr = 1\nl_r = 2", "twice.toml").unwrap();

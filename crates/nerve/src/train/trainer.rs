@@ -565,7 +565,13 @@ fn train_step(
                 .forward(xs, Some(state.take().unwrap_or_default()), false)?
         };
         let population_code = cfg.population_code(session.net.outputs());
-        let loss = loss_of(cfg.loss, population_code, out.spk.clone(), out.mem, y.clone())?;
+        let loss = loss_of(
+            cfg.loss,
+            population_code,
+            out.spk.clone(),
+            out.mem,
+            y.clone(),
+        )?;
         let value = loss.clone().into_scalar::<f64>();
         if !value.is_finite() {
             return Err(Error::NonFinite { value, epoch, step });

@@ -274,7 +274,9 @@ pub fn write_eval_class_counts(
         ),
         None => write_class_counts_png(
             path,
-            &format!("Output spikes per test sample by true class ({dataset}, {accuracy:.2}% correct)"),
+            &format!(
+                "Output spikes per test sample by true class ({dataset}, {accuracy:.2}% correct)"
+            ),
             class_names,
             &report.class_counts,
         ),

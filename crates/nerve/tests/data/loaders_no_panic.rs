@@ -156,8 +156,8 @@ fn recipe_mutations_never_panic() {
         .collect();
     seeds.push(b"epochs = 3\nlearn_beta = true\n[recipe]\nfigure = 1.0\n".to_vec());
     let (ok, err) = no_panic_loop(0x7EC1, &seeds, 3000, &["fuzz.toml"], |b| {
-        let text = std::str::from_utf8(b)
-            .map_err(|_| nerve::Error::format("fuzz.toml", "not UTF-8"))?;
+        let text =
+            std::str::from_utf8(b).map_err(|_| nerve::Error::format("fuzz.toml", "not UTF-8"))?;
         let recipe = nerve::train::recipe::Recipe::parse(text, "fuzz.toml")?;
         assert_eq!(recipe.to_args::<&str>(&[]).len(), recipe.options.len());
         Ok(())
