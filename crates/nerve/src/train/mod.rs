@@ -1,5 +1,5 @@
-//! Training: the BPTT trainer for spiking networks, the language-model trainer, recipes, the optimiser
-//! choice, learning-rate schedules and the metrics history.
+//! Training: the BPTT trainer for spiking networks, the language-model trainer, recipes, the
+//! optimiser choice, learning-rate schedules and the metrics history.
 
 pub mod history;
 pub mod lm_trainer;
