@@ -17,6 +17,7 @@ mod nir_cmd;
 mod openspike_train_cmd;
 mod quantize_cmd;
 mod reference_check;
+mod regression_cmd;
 mod retina_cmd;
 mod train_cmd;
 mod train_data;
