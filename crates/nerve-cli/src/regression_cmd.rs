@@ -36,7 +36,9 @@ use crate::train_data::load_data;
 #[derive(Args, Debug)]
 pub struct RegressionArgs {
     /// Regression network: `leaky` (Part I: FC-LIF-FC-LIF-FC and a leaky integrator output
-    /// with no reset) or `rleaky` (Part II: FC-RLIF-FC-RLIF, all-to-all feedback).
+    /// with no reset), `leaky-published` (the same with layer 2 run through the output neuron,
+    /// as the code that printed the tutorial's figure did) or `rleaky` (Part II:
+    /// FC-RLIF-FC-RLIF, all-to-all feedback).
     #[arg(long, default_value = "leaky")]
     pub(crate) model: String,
     /// Hidden neurons per layer of the regression network.

@@ -4,6 +4,7 @@
 //!   Leaky(reset none)`. With `random_neurons`, every hidden neuron has its own β and threshold
 //!   drawn from U(0, 1), and the output layer one β from U(0, 1) with threshold 1, as the
 //!   tutorial draws them (β learned with `learn_beta`, thresholds fixed).
+//!   [`RegressionModelKind::LeakyPublished`] is the code that printed the tutorial's figure.
 //! - [`RegressionModelKind::RLeaky`] (Part II): `FC(F→H) → RLeaky(all-to-all H) → FC(H→O) →
 //!   RLeaky(all-to-all O)`, β shared per layer; the output spikes and membrane are both read.
 //!
@@ -25,6 +26,10 @@ use crate::neurons::{
 pub enum RegressionModelKind {
     /// Part I: two Leaky layers and a leaky integrator output (no reset).
     Leaky,
+    /// Part I as the published figure (2.84e-2) was computed: the tutorial's code of January
+    /// 2023 passes layer 2 through the output neuron (`li_out`: its one β, threshold 1, no
+    /// reset) instead of its own Leaky layer, which stays unused.
+    LeakyPublished,
     /// Part II: two RLeaky layers with all-to-all feedback.
     RLeaky,
 }
@@ -34,10 +39,13 @@ impl RegressionModelKind {
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "leaky" => Ok(Self::Leaky),
+            "leaky-published" => Ok(Self::LeakyPublished),
             "rleaky" => Ok(Self::RLeaky),
             other => Err(Error::invalid(
                 "regression model",
-                format!("'{other}': expected leaky (Part I) or rleaky (Part II)"),
+                format!(
+                    "'{other}': expected leaky or leaky-published (Part I) or rleaky (Part II)"
+                ),
             )),
         }
     }
@@ -46,6 +54,7 @@ impl RegressionModelKind {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Leaky => "leaky",
+            Self::LeakyPublished => "leaky-published",
             Self::RLeaky => "rleaky",
         }
     }
@@ -99,7 +108,7 @@ impl RegressionNetConfig {
 
     /// A one-line description that identifies the parameter layout (stored in checkpoints).
     pub fn describe(&self) -> String {
-        let beta = if self.random_neurons && self.kind == RegressionModelKind::Leaky {
+        let beta = if self.random_neurons && self.kind != RegressionModelKind::RLeaky {
             "U(0,1) per neuron".to_string()
         } else {
             self.beta.to_string()
@@ -112,7 +121,7 @@ impl RegressionNetConfig {
             self.outputs,
             self.steps,
             if self.learn_beta { " (learned)" } else { "" },
-            if self.random_neurons && self.kind == RegressionModelKind::Leaky {
+            if self.random_neurons && self.kind != RegressionModelKind::RLeaky {
                 "U(0,1) per neuron".to_string()
             } else {
                 self.firing.threshold.to_string()
@@ -160,7 +169,7 @@ impl RegressionNetConfig {
         };
         let (f, h, o) = (self.inputs, self.hidden, self.outputs);
         match self.kind {
-            RegressionModelKind::Leaky => {
+            RegressionModelKind::Leaky | RegressionModelKind::LeakyPublished => {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed ^ 0xB37A_7E7A);
                 let mut uniform = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random()).collect() };
                 let layer = |size: usize, reset: Reset, draws: Option<(Vec<f32>, Vec<f32>)>| {
@@ -200,6 +209,7 @@ impl RegressionNetConfig {
                     lif_hidden: layer(h, self.firing.reset, d_hidden),
                     fc_out: linear(h, o),
                     li_out,
+                    layer2_through_output: self.kind == RegressionModelKind::LeakyPublished,
                 }))
             }
             RegressionModelKind::RLeaky => {
@@ -243,6 +253,9 @@ pub struct LeakyRegressor {
     pub fc_out: Linear,
     /// Leaky integrator output (reset none), its membrane recorded.
     pub li_out: Leaky,
+    /// Run layer 2 through `li_out` instead of `lif_hidden` (the published figure's code).
+    #[module(skip)]
+    pub layer2_through_output: bool,
 }
 
 /// Part II's network.
@@ -311,10 +324,12 @@ impl RegressionNet {
             RegressionNet::Leaky(net) => {
                 let cur = over_time(net.fc_in.forward(x), steps);
                 let s1 = net.lif_in.run(cur, None).spk;
-                let s2 = net
-                    .lif_hidden
-                    .run(net.fc_hidden.forward(s1.clone()), None)
-                    .spk;
+                let layer2 = if net.layer2_through_output {
+                    &net.li_out
+                } else {
+                    &net.lif_hidden
+                };
+                let s2 = layer2.run(net.fc_hidden.forward(s1.clone()), None).spk;
                 let hidden_spikes = s1.detach().sum() + s2.clone().detach().sum();
                 let out = net.li_out.run(net.fc_out.forward(s2), None);
                 Ok(RegressionOutput {
