@@ -15,10 +15,11 @@ fn recipe_path(name: &str) -> PathBuf {
 }
 
 /// A recipe's top-level options as `nerve train` arguments (a minimal reader for the flat
-/// `key = value` lines the recipes use: strings, numbers, `true` flags).
-fn recipe_args(name: &str) -> Vec<OsString> {
+/// `key = value` lines the recipes use: strings, numbers, `true` flags), with `overrides`
+/// (`--option`, value) replacing the recipe's value or added.
+fn recipe_args(name: &str, overrides: &[(&str, &str)]) -> Vec<OsString> {
     let text = std::fs::read_to_string(recipe_path(name)).expect("read the recipe");
-    let mut args = Vec::new();
+    let mut args: Vec<OsString> = vec!["train".into()];
     for line in text.lines() {
         let line = line.trim();
         if line.starts_with('[') {
@@ -30,6 +31,9 @@ fn recipe_args(name: &str) -> Vec<OsString> {
         let (key, value) = line.split_once('=').expect("key = value");
         let value = value.split(" #").next().unwrap().trim();
         let key = format!("--{}", key.trim().replace('_', "-"));
+        if overrides.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
         match value {
             "true" => args.push(key.into()),
             "false" => {}
@@ -38,6 +42,10 @@ fn recipe_args(name: &str) -> Vec<OsString> {
                 args.push(v.trim_matches('"').into());
             }
         }
+    }
+    for (k, v) in overrides {
+        args.push(k.into());
+        args.push(v.into());
     }
     args
 }
@@ -50,14 +58,16 @@ fn png(path: &Path) -> bool {
 fn recipe_1_tiny_run_prints_relative_error_and_plots() {
     let tmp = Scratch::new("regression-1");
     let run = tmp.join("run");
-    let mut args: Vec<OsString> = vec!["train".into()];
-    args.extend(recipe_args("regression-1.toml"));
+    // A tiny network, a few iterations.
+    let out = run.to_str().unwrap();
+    let tiny = [
+        ("--hidden", "8"),
+        ("--steps", "12"),
+        ("--epochs", "3"),
+        ("--out", out),
+    ];
+    let args = recipe_args("regression-1.toml", &tiny);
     assert!(args.contains(&"--random-neurons".into()), "{args:?}");
-    // Later options override the recipe's: a tiny network, a few iterations.
-    for a in ["--hidden", "8", "--steps", "12", "--epochs", "3", "--out"] {
-        args.push(a.into());
-    }
-    args.push(run.clone().into());
     let stdout = expect_success(&nerve(tmp.path(), &args));
     let line = stdout
         .lines()
@@ -66,7 +76,7 @@ fn recipe_1_tiny_run_prints_relative_error_and_plots() {
     let value: f64 = line["relative error: ".len()..].parse().expect("a number");
     assert!(value.is_finite() && value >= 0.0, "{line}");
     assert!(
-        stdout.contains("regression leaky in=1 hidden=8 out=1 T=12"),
+        stdout.contains("regression leaky-published in=1 hidden=8 out=1 T=12"),
         "{stdout}"
     );
     for file in ["regression.png", "curves.png"] {
@@ -87,27 +97,16 @@ fn recipe_2_tiny_run_prints_accuracy_and_plots() {
     let data = tmp.join("data");
     write_tiny_dataset(&data);
     let run = tmp.join("run");
-    let mut args: Vec<OsString> = vec!["train".into()];
-    args.extend(recipe_args("regression-2.toml"));
+    let tiny = [
+        ("--hidden", "8"),
+        ("--steps", "3"),
+        ("--epochs", "1"),
+        ("--batch-size", "16"),
+        ("--data", data.to_str().unwrap()),
+        ("--out", run.to_str().unwrap()),
+    ];
+    let args = recipe_args("regression-2.toml", &tiny);
     assert!(args.contains(&"rleaky".into()), "{args:?}");
-    for a in [
-        "--hidden",
-        "8",
-        "--steps",
-        "3",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-    ] {
-        args.push(a.into());
-    }
-    args.extend([
-        "--data".into(),
-        data.into(),
-        "--out".into(),
-        run.clone().into(),
-    ]);
     let stdout = expect_success(&nerve(tmp.path(), &args));
     assert!(stdout.contains("test accuracy: "), "{stdout}");
     assert!(stdout.contains("loss mse-count:0.8:0.2"), "{stdout}");

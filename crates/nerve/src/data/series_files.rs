@@ -184,15 +184,21 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<SeriesArray> {
     let t = rows.iter().map(|r| r.0).max().unwrap_or(0) + 1;
     let n = rows.iter().map(|r| r.1).max().unwrap_or(0) + 1;
     let k = rows[0].2.len();
-    let cells = t.checked_mul(n).filter(|&c| c <= rows.len()).ok_or_else(|| {
-        Error::format(
+    // Fewer rows than pairs: name the first missing pair (found within rows + 1 tries, so a
+    // huge stray index costs no huge allocation).
+    if t.checked_mul(n).is_none_or(|c| c > rows.len()) {
+        let present: std::collections::HashSet<(usize, usize)> =
+            rows.iter().map(|r| (r.0, r.1)).collect();
+        let missing = (0..t)
+            .flat_map(|s| (0..n).map(move |j| (s, j)))
+            .find(|p| !present.contains(p))
+            .unwrap_or((t, n));
+        return Err(Error::format(
             path,
-            format!(
-                "{} rows cannot cover {t} steps x {n} samples; every step,sample pair must appear once",
-                rows.len()
-            ),
-        )
-    })?;
+            format!("no row for step {}, sample {}", missing.0, missing.1),
+        ));
+    }
+    let cells = t * n;
     let mut values = vec![0f32; cells * k];
     let mut seen = vec![false; cells];
     for (step, sample, v) in rows {
