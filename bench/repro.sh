@@ -47,25 +47,30 @@ for name in $names; do
   while IFS=$'\t' read -r -a row; do
     label=${row[0]} metric=${row[1]} figure=${row[2]}
     args=("${row[@]:3}")
-    out=runs/repro/$name$([[ $i -gt 0 ]] && echo "-row$i")
+    out=runs/repro/$name
+    if [[ $i -gt 0 ]]; then out=$out-row$i; fi
     rm -rf "$out"
     log=$out.log
     echo "== $name: $label -> $out" >&2
     start=$SECONDS
     if [[ -x /usr/bin/time ]]; then
       /usr/bin/time -f "peak-rss-kb %M" -o "$out.rss" \
-        "$nerve" train --config "$file" --out "$out" "${args[@]}" "${extra[@]}" 2>&1 | tee "$log" >&2
+        "$nerve" train --config "$file" --out "$out" "${args[@]}" "${extra[@]}" 2>&1 | tee "$log" >&2 || true
     else
-      "$nerve" train --config "$file" --out "$out" "${args[@]}" "${extra[@]}" 2>&1 | tee "$log" >&2
+      "$nerve" train --config "$file" --out "$out" "${args[@]}" "${extra[@]}" 2>&1 | tee "$log" >&2 || true
     fi
     wall=$((SECONDS - start))
     case $metric in
-      "relative error") ours=$(grep -o 'relative error: [^ ]*' "$log" | tail -1 | cut -d' ' -f3) ;;
-      *) ours=$(grep -o 'test accuracy: [0-9.]*%' "$log" | tail -1 | cut -d' ' -f3) ;;
+      "relative error") ours=$(grep -o 'relative error: [^ ]*' "$log" | tail -1 | cut -d' ' -f3 || true) ;;
+      *) ours=$(grep -o 'test accuracy: [0-9.]*%' "$log" | tail -1 | cut -d' ' -f3 || true) ;;
     esac
+    if [[ -z $ours ]]; then
+      # A run that did not finish names its error (e.g. data that is not on this machine).
+      ours="failed: $(grep -m1 -o 'error: .*' "$log" | cut -c8-90 | tr '|' '/' || true)"
+    fi
     rss=$([[ -f $out.rss ]] && awk '/peak-rss-kb/ {printf "%.0f MiB", $2/1024}' "$out.rss" || echo "n/a")
     printf '| %s | %s | %s | %s | %s | %d s | %s |\n' \
-      "$name" "$label" "$metric" "${figure:-–}" "${ours:-failed}" "$wall" "$rss" >>"$table"
+      "$name" "$label" "$metric" "${figure:-–}" "$ours" "$wall" "$rss" >>"$table"
     i=$((i + 1))
   done < <(rows "$file")
 done

@@ -18,6 +18,7 @@ mod openspike_train_cmd;
 mod quantize_cmd;
 mod recipe_args;
 mod reference_check;
+mod regression_cmd;
 mod retina_cmd;
 mod train_cmd;
 mod train_data;

@@ -112,6 +112,8 @@ pub struct TrainArgs {
     /// instead of keeping them from the forward pass (less memory, more compute).
     #[arg(long)]
     pub(crate) checkpointing: bool,
+    #[command(flatten)]
+    pub(crate) regression: crate::regression_cmd::RegressionArgs,
 }
 
 fn next_run_dir(dataset: &str) -> PathBuf {
@@ -225,6 +227,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     crate::recipe_args::announce(args.config.as_deref());
     match args.task.as_str() {
         "classify" => {}
+        "regression" => return crate::regression_cmd::train(&args),
         other => {
             return Err(Error::invalid(
                 "task",

@@ -5,6 +5,8 @@ pub mod frames;
 pub mod idx;
 pub mod mnist;
 pub mod samples;
+pub mod series_files;
+pub mod trajectories;
 
 pub use idx::{encode_idx, parse_idx, read_idx, write_idx, IdxArray};
 pub use mnist::{

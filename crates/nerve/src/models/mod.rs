@@ -6,4 +6,5 @@ pub use spiking_net::{parse_arch, SpikingNet, SpikingNetConfig};
 pub mod generate;
 pub mod language_model;
 pub mod mmfree;
+pub mod regression_net;
 pub mod spikegpt;

@@ -5,6 +5,8 @@ pub mod history;
 pub mod lm_trainer;
 pub mod optimizer;
 pub mod recipe;
+pub mod regression;
+pub mod regression_loss;
 pub mod run_config;
 pub mod schedule;
 pub mod trainer;

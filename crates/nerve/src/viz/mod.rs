@@ -13,6 +13,7 @@ pub mod energy;
 mod font;
 pub mod gif;
 pub mod raster;
+pub mod regression;
 
 pub use self::gif::{
     gif_frame_count, write_events_gif, GIF_BACKGROUND, GIF_BOTH, GIF_OFF, GIF_ON, MAX_GIF_PIXELS,
