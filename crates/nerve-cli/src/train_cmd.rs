@@ -105,6 +105,8 @@ pub struct TrainArgs {
     /// instead of keeping them from the forward pass (less memory, more compute).
     #[arg(long)]
     pub(crate) checkpointing: bool,
+    #[command(flatten)]
+    pub(crate) latency: crate::latency_cmd::LatencyArgs,
 }
 
 fn next_run_dir(dataset: &str) -> PathBuf {
@@ -217,6 +219,7 @@ fn progress() -> impl FnMut(Event) {
 pub fn train(args: TrainArgs) -> Result<()> {
     match args.task.as_str() {
         "classify" => {}
+        "latency" => return crate::latency_cmd::train(&args),
         other => {
             return Err(Error::invalid(
                 "task",
