@@ -318,7 +318,8 @@ impl LatencySession {
     }
 }
 
-/// Trains until `cfg.epochs` epochs are done, checkpointing after each.
+/// Trains until `cfg.epochs` epochs are done, checkpointing after each; returns the session
+/// and the test report of the last epoch trained (none when there was nothing left to train).
 pub fn train(
     mut session: LatencySession,
     train_data: &dyn Samples,
@@ -326,7 +327,7 @@ pub fn train(
     cfg: &LatencyTrainConfig,
     device: &Device,
     on_event: &mut dyn FnMut(Event),
-) -> Result<LatencySession> {
+) -> Result<(LatencySession, Option<LatencyEvalReport>)> {
     cfg.validate()?;
     if train_data.num_classes() > session.net.outputs() {
         return Err(Error::invalid(
@@ -345,6 +346,7 @@ pub fn train(
     let batch_size = cfg.batch_size.max(1);
     let batches_per_epoch = n.div_ceil(batch_size);
     let first_epoch = session.history.records.len() + 1;
+    let mut last_report = None;
     for epoch in first_epoch..=cfg.epochs {
         let started = Instant::now();
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed.wrapping_add(epoch as u64));
@@ -432,8 +434,9 @@ pub fn train(
         session.history.records.push(record.clone());
         save(&session, cfg, epoch, (epoch * batches_per_epoch) as u64)?;
         on_event(Event::EpochEnd(record));
+        last_report = Some(report);
     }
-    Ok(session)
+    Ok((session, last_report))
 }
 
 /// Writes the checkpoint and the history (both atomically).
