@@ -26,7 +26,7 @@ pub fn latency_ce_loss(latency: Tensor<2>, targets: Tensor<1, Int>) -> Result<Te
 /// largest `|u|` at the spike (then the lowest index). `latency` and `u_spike` are `[B, K]`
 /// row-major.
 pub fn latency_predictions(latency: &[f32], u_spike: &[f32], classes: usize) -> Result<Vec<usize>> {
-    if classes == 0 || latency.len() % classes != 0 || latency.len() != u_spike.len() {
+    if classes == 0 || !latency.len().is_multiple_of(classes) || latency.len() != u_spike.len() {
         return Err(Error::invalid(
             "latency predictions",
             format!(

@@ -162,7 +162,7 @@ fn latency_gradient_matches_finite_differences() {
         let grads = run.time.clone().sum().backward();
         let gw = values(weights.grad(&grads).unwrap());
         let gs = values(spikes.grad(&grads).unwrap());
-        let fw: Vec<f64> = w.iter().map(|&v| v).collect();
+        let fw: Vec<f64> = w.to_vec();
         let ft: Vec<f64> = t_in.iter().map(|&t| t as f64).collect();
         let t_star = crossing(&fw, &ft, theta, tau_m, tau_s, steps as f64);
         assert!(
