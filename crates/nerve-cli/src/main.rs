@@ -12,6 +12,7 @@ mod eval_cmd;
 mod events_cmd;
 mod events_viz_cmd;
 mod hw_cmd;
+mod latency_cmd;
 mod lm_cmd;
 mod nir_cmd;
 mod openspike_train_cmd;

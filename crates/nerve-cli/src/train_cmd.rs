@@ -114,6 +114,8 @@ pub struct TrainArgs {
     pub(crate) checkpointing: bool,
     #[command(flatten)]
     pub(crate) regression: crate::regression_cmd::RegressionArgs,
+    #[command(flatten)]
+    pub(crate) latency: crate::latency_cmd::LatencyArgs,
 }
 
 fn next_run_dir(dataset: &str) -> PathBuf {
@@ -228,6 +230,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
     match args.task.as_str() {
         "classify" => {}
         "regression" => return crate::regression_cmd::train(&args),
+        "latency" => return crate::latency_cmd::train(&args),
         other => {
             return Err(Error::invalid(
                 "task",

@@ -10,8 +10,10 @@ use burn::tensor::module::{conv2d, linear};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
+mod min_latency_pool;
 mod weight_quant;
 
+pub use min_latency_pool::{MinLatencyPool2d, PooledSpikes};
 pub use weight_quant::WeightQuantizer;
 
 use crate::kernels::max_pool::{window_max_pool2d, MAX_WINDOW};

@@ -1,5 +1,6 @@
 //! Assembled networks.
 
+pub mod bplc;
 pub mod spiking_net;
 
 pub use spiking_net::{parse_arch, SpikingNet, SpikingNetConfig};

@@ -12,6 +12,7 @@ mod leaky;
 mod rleaky;
 mod rsynaptic;
 mod slstm;
+mod srm_once;
 mod synaptic;
 
 pub use crate::firing::Reset;
@@ -22,6 +23,7 @@ pub use leaky::{Leaky, LeakyConfig, LeakyState};
 pub use rleaky::{RLeaky, RLeakyConfig, RLeakyState, Recurrent, RecurrentConfig};
 pub use rsynaptic::{RSynaptic, RSynapticConfig, RSynapticState};
 pub use slstm::{SLstm, SLstmConfig, SLstmState};
+pub use srm_once::{SrmOnce, SrmOnceConfig, SrmOnceRun, SrmOnceState};
 pub use synaptic::{Synaptic, SynapticConfig, SynapticState};
 
 use burn::tensor::Tensor;

@@ -2,6 +2,7 @@
 //! optimiser choice, learning-rate schedules and the metrics history.
 
 pub mod history;
+pub mod latency_trainer;
 pub mod lm_trainer;
 pub mod optimizer;
 pub mod recipe;
