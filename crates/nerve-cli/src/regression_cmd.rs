@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor};
 use clap::Args;
 use nerve::data::series_files::load_series_pair;
 use nerve::data::trajectories::{TrajectoryConfig, TrajectoryKind};
+use nerve::data::{Encoding, Samples};
 use nerve::models::regression_net::{RegressionModelKind, RegressionNetConfig};
 use nerve::neurons::{FiringConfig, Reset};
 use nerve::surrogate::Surrogate;
@@ -88,6 +90,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     // The data: files, a labelled data set, or the tutorial's generated trajectories.
     let series;
     let labelled;
+    let (train_limited, test_limited);
     let (train_data, test_data, name) = if let (Some(x), Some(y)) = (&reg.inputs, &reg.targets) {
         series = load_series_pair(x, y)?;
         println!(
@@ -103,16 +106,18 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         (d, d, "files".to_string())
     } else if let Some(dataset) = &args.data.dataset {
         labelled = load_data(dataset, &args.data, args.steps, args.train_limit)?;
+        train_limited = Limited(labelled.train.as_ref(), args.train_limit);
+        test_limited = Limited(labelled.test.as_ref(), args.data.test_limit);
         println!(
             "data: {} from {} ({} train, {} test)",
             labelled.name,
             labelled.source,
-            labelled.train.len(),
-            labelled.test.len()
+            train_limited.len(),
+            test_limited.len()
         );
         (
-            RegressionData::Labelled(labelled.train.as_ref()),
-            RegressionData::Labelled(labelled.test.as_ref()),
+            RegressionData::Labelled(&train_limited),
+            RegressionData::Labelled(&test_limited),
             labelled.name.clone(),
         )
     } else {
@@ -240,7 +245,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let report = evaluate(&net, test_data, &cfg, steps, &infer_device)?;
     let plot = out_dir.join("regression.png");
     if let Some(trace) = &report.trace {
-        let title = format!("{} on {name}: output membrane vs target", kind.name());
+        let title = format!("{}: output membrane vs target", kind.name());
         write_regression_png(&plot, &title, trace)?;
     }
     let curves = out_dir.join("curves.png");
@@ -264,6 +269,34 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         println!("relative error: {rel:.2e}");
     }
     Ok(())
+}
+
+/// The first `limit` samples of a data set (`--train-limit`, `--test-limit`).
+struct Limited<'a>(&'a dyn Samples, Option<usize>);
+
+impl Samples for Limited<'_> {
+    fn len(&self) -> usize {
+        self.1.map_or(self.0.len(), |n| n.min(self.0.len()))
+    }
+    fn num_classes(&self) -> usize {
+        self.0.num_classes()
+    }
+    fn input_shape(&self) -> [usize; 3] {
+        self.0.input_shape()
+    }
+    fn class_names(&self) -> Vec<String> {
+        self.0.class_names()
+    }
+    fn batch(
+        &self,
+        indices: &[usize],
+        steps: usize,
+        encoding: Encoding,
+        rng: &mut rand::rngs::StdRng,
+        device: &Device,
+    ) -> Result<(Tensor<5>, Tensor<1, Int>)> {
+        self.0.batch(indices, steps, encoding, rng, device)
+    }
 }
 
 /// A progress printer: about ten lines per run (or per epoch, for long epochs).

@@ -13,7 +13,8 @@ use crate::train::regression::RegressionTrace;
 const MAX_OUTPUTS: usize = 10;
 
 /// Draws, for each sample of `trace` (one panel each), the membrane of every output neuron
-/// (up to 10) over time and its target where there is one, and writes the PNG to `path`.
+/// (up to 10) over time and its target where there is one (for labelled samples, the labelled
+/// neuron's), and writes the PNG to `path`.
 pub fn write_regression_png(path: &Path, title: &str, trace: &RegressionTrace) -> Result<()> {
     let [t, k, o] = trace.shape;
     if t == 0 || k == 0 || o == 0 || trace.membrane.len() != t * k * o {
@@ -51,7 +52,9 @@ pub fn write_regression_png(path: &Path, title: &str, trace: &RegressionTrace) -
             };
             let mut curves = Vec::new();
             for j in 0..shown {
-                if let Some(target) = &trace.target {
+                // With labels, only the labelled neuron's target is drawn (the others share one).
+                let own = trace.labels.get(s).is_none_or(|&l| l == j);
+                if let (Some(target), true) = (&trace.target, own) {
                     curves.push(Series::new(name("target", j), series(target, s, j)));
                 }
                 curves.push(Series::new(
