@@ -144,7 +144,6 @@ pub mod hw;
 pub mod kernels;
 pub mod layers;
 pub mod loss;
-pub mod loss_latency;
 pub mod metrics;
 pub mod models;
 pub mod neurons;

@@ -5,7 +5,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use nerve::data::mnist::load_embedded_mnist;
 use nerve::data::{Encoding, Samples};
 use nerve::layers::MinLatencyPool2d;
-use nerve::loss_latency::{latency_ce_loss, latency_predictions};
+use nerve::loss::latency::{latency_ce_loss, latency_predictions};
 use nerve::models::bplc::{parse_bplc_arch, BplcConfig};
 use nerve::neurons::{Neuron, SrmOnceConfig};
 use nerve::train::optimizer::OptimizerKind;

@@ -3,7 +3,7 @@
 //! As the image trainer ([`crate::train::trainer`]): progress as [`Event`]s, an atomic
 //! checkpoint and history after every epoch, a non-finite loss stops the run before the
 //! optimiser touches the weights, and a run resumes exactly. The loss is the cross-entropy of
-//! the negated output latencies ([`crate::loss_latency`]) plus L2 weight decay (the paper's
+//! the negated output latencies ([`crate::loss::latency`]) plus L2 weight decay (the paper's
 //! SGD `weight_decay`); spikes are counted per inference up to each sample's first output
 //! spike, input (encoder) spikes included.
 
@@ -18,7 +18,7 @@ use rand::SeedableRng;
 
 use crate::data::{Encoding, Samples};
 use crate::error::{Error, Result};
-use crate::loss_latency::{latency_ce_loss, latency_predictions};
+use crate::loss::latency::{latency_ce_loss, latency_predictions};
 use crate::models::bplc::{add_pixel_noise, BplcConfig, BplcNet, BplcOutput};
 use crate::store::checkpoint::{self, CheckpointMeta};
 use crate::train::history::{BatchRecord, EpochRecord, History};

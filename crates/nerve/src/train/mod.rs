@@ -4,6 +4,7 @@
 pub mod history;
 pub mod latency_trainer;
 pub mod lm_trainer;
+pub mod loss_kind;
 pub mod optimizer;
 pub mod recipe;
 pub mod regression;

@@ -7,7 +7,7 @@
 //! every convolution and fully connected layer, and minimum-latency pooling (`MP<k>` here).
 //! Pixels enter through LIF encoding neurons ([`lif_encode`]), the network runs `T` steps
 //! (100 in the paper; it stops early once every output has fired, which changes nothing), and
-//! the output latencies are the logits (negated) of the loss ([`crate::loss_latency`]).
+//! the output latencies are the logits (negated) of the loss ([`crate::loss::latency`]).
 //!
 //! The paper reports 92.47% on Fashion-MNIST with about 14K spikes per inference (80 epochs,
 //! SGD lr 5e-3, weight decay 5e-3, batch 64, lr ×0.1 every 50 epochs). On the project's shared

@@ -3,6 +3,9 @@
 //! Recordings are time-first `[T, B, N]`; targets are class indices `Tensor<1, Int>` of length
 //! `B`. Every loss returns a differentiable scalar `[1]` with snnTorch's "mean" reduction.
 //! With a population code of `C` classes, output neuron `n` votes for class `n / (N / C)`.
+//! [`latency`] holds the losses on first-spike latencies (BPLC + NOSO).
+
+pub mod latency;
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
