@@ -45,7 +45,7 @@ for name in $names; do
   [[ -f $file ]] || { echo "no recipe $file" >&2; exit 2; }
   i=0
   while IFS=$'\t' read -r -a row; do
-    label=${row[0]} metric=${row[1]} figure=${row[2]}
+    label=${row[0]} metric=${row[1]:-} figure=${row[2]:-}
     args=("${row[@]:3}")
     out=runs/repro/$name
     if [[ $i -gt 0 ]]; then out=$out-row$i; fi
