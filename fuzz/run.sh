@@ -10,7 +10,7 @@
 set -uo pipefail
 
 per_target=${1:-60}
-targets=(nmnist prophesee stmnist aedat events_auto idx checkpoint hf_checkpoint tokenizer nq nir openspike_case recipe)
+targets=(nmnist prophesee stmnist aedat events_auto idx checkpoint hf_checkpoint tokenizer nq nir openspike_case recipe pth)
 
 cd "$(dirname "$0")/.." || exit 1
 # Resolve the same dependency versions as the main workspace.

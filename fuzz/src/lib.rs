@@ -1,5 +1,6 @@
 //! What the fuzz targets check, and the seed inputs they start from: event files here, IDX
-//! data sets, checkpoints, model directories and tokenizers in [`loaders`].
+//! data sets, checkpoints, model directories and tokenizers in [`loaders`], PyTorch `.pth` files
+//! in [`pth`].
 //!
 //! Every target feeds arbitrary bytes to one reader and requires that it returns (never
 //! panics, never reads out of bounds: cargo-fuzz builds with AddressSanitizer and debug
@@ -11,11 +12,13 @@
 //! default corpus directory of `cargo fuzz run`), so nothing binary is committed.
 
 pub mod loaders;
+pub mod pth;
 
 use std::io::Write;
 use std::path::Path;
 
 pub use loaders::{checkpoint, hf_checkpoint, idx, nir, nq, openspike_case, recipe, tokenizer};
+pub use pth::pth;
 
 use nerve::data::events::{
     encode_aedat4, encode_nmnist, encode_prophesee, parse_aedat, parse_aedat4, parse_events,
@@ -219,6 +222,7 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
         "nir" => return loaders::nir_seeds(),
         "openspike_case" => return loaders::openspike_case_seeds(),
         "recipe" => return loaders::recipe_seeds(),
+        "pth" => return pth::pth_seeds(),
         _ => {}
     }
     if target == "events_auto" {

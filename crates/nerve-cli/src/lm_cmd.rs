@@ -12,11 +12,12 @@ use nerve::models::generate::{generate, BurnStepper, TokenStepper};
 use nerve::models::language_model::{LanguageModel, LmArch, LmShape};
 use nerve::models::mmfree;
 use nerve::models::mmfree::engine::{FloatEngine, MmFreeEngine};
+use nerve::models::spikegpt::released;
 use nerve::text::corpus::{read_text, split_tail};
 use nerve::text::tokenizer::StreamDecoder;
 use nerve::text::{Corpus, Sampler, SamplerConfig, Tokenizer};
 use nerve::train::lm_trainer::{
-    evaluate_tokens, saved_config, train_lm, LmEvent, LmSession, LmTrainConfig,
+    evaluate_disjoint, evaluate_tokens, saved_config, train_lm, LmEvent, LmSession, LmTrainConfig,
 };
 use nerve::viz::LmCurves;
 use nerve::{Error, Result};
@@ -176,9 +177,14 @@ pub struct EvalArgs {
     /// Fraction of the text held out at its end (with --held-out-only).
     #[arg(long, default_value_t = 0.1)]
     held_out: f64,
-    /// Context window in tokens (each scored token sees at least half of it).
-    #[arg(long, default_value_t = 256)]
-    window: usize,
+    /// Context window in tokens (each scored token sees at least half of it); default 256, or
+    /// the `ctx_len` of a released SpikeGPT's config.json.
+    #[arg(long)]
+    window: Option<usize>,
+    /// Score disjoint windows, every token from a fresh state, as SpikeGPT's and RWKV's
+    /// trainers compute their loss (compare with a trainer's printed loss).
+    #[arg(long)]
+    disjoint: bool,
     /// Windows per batch.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
@@ -451,26 +457,48 @@ fn eval(args: EvalArgs) -> Result<()> {
         .encode(scored)
         .map_err(|e| Error::format(&args.text, e.to_string()))?;
     let chars = scored.chars().count();
+    let window = args
+        .window
+        .unwrap_or_else(|| released_ctx_len(&args.model).unwrap_or(256));
     let started = Instant::now();
-    let e = evaluate_tokens(
-        &model,
-        &tokens,
-        chars,
-        args.window,
-        args.batch_size,
-        None,
-        &device,
-    )?;
+    let e = if args.disjoint {
+        evaluate_disjoint(&model, &tokens, chars, window, args.batch_size, &device)?
+    } else {
+        evaluate_tokens(
+            &model,
+            &tokens,
+            chars,
+            window,
+            args.batch_size,
+            None,
+            &device,
+        )?
+    };
     println!(
-        "{}: {} tokens scored with {} ({:.1} s)",
+        "{}: {} tokens scored in {} windows of {window} with {} ({:.1} s)",
         args.text.display(),
         e.tokens,
+        if args.disjoint {
+            "disjoint"
+        } else {
+            "overlapping"
+        },
         model.describe(),
         started.elapsed().as_secs_f64()
     );
     println!("cross-entropy: {:.4} nats/token", e.nats_per_token);
     println!("bits per character: {:.4}", e.bits_per_char);
     Ok(())
+}
+
+/// The `ctx_len` of a released SpikeGPT directory's config.json, if it is one.
+fn released_ctx_len(dir: &std::path::Path) -> Option<usize> {
+    if !released::is_released_dir(dir) {
+        return None;
+    }
+    released::ReleasedConfig::load(&dir.join("config.json"))
+        .ok()?
+        .ctx_len
 }
 
 fn progress() -> impl FnMut(LmEvent) {

@@ -323,3 +323,80 @@ fn a_hugging_face_tokenizer_trains_generates_and_is_kept_with_the_model() {
         .expect("a cross-entropy line");
     assert!(bpc < nats / std::f64::consts::LN_2 / 2.0, "{eval}");
 }
+
+/// The cross-entropy `nerve lm eval` prints.
+fn cross_entropy(stdout: &str) -> f64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("cross-entropy:"))
+        .unwrap_or_else(|| panic!("no 'cross-entropy' line in\n{stdout}"));
+    line.split(' ').nth(1).unwrap().parse().expect("a number")
+}
+
+#[test]
+fn a_released_spikegpt_directory_scores_at_the_training_models_loss() {
+    // Written by the released model.py (crates/nerve/tests/lm/files/make_spikegpt_fixture.py).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../nerve/tests/lm/files/tiny_spikegpt");
+    let reference: serde_json::Value =
+        serde_json::from_slice(&read(&dir.join("reference.json"))).unwrap();
+    let want = reference["loss"].as_f64().unwrap();
+    let s = Scratch::new("lm-released");
+    let model = dir.to_str().unwrap();
+    let text = dir.join("text.txt");
+    for extra in [&[][..], &["--disjoint"][..]] {
+        let mut args = vec![
+            "lm",
+            "eval",
+            "--model",
+            model,
+            "--text",
+            text.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let out = expect_success(&nerve(s.path(), &args));
+        // The text is shorter than the config's ctx_len (64): one window, every token scored.
+        assert!(
+            out.contains("41 tokens scored") && out.contains("windows of 64"),
+            "{out}"
+        );
+        assert!((cross_entropy(&out) - want).abs() < 1e-3, "{out} vs {want}");
+    }
+    // With windows of 10 the two ways of scoring see different contexts, so they differ.
+    let mut args = vec![
+        "lm",
+        "eval",
+        "--model",
+        model,
+        "--text",
+        text.to_str().unwrap(),
+    ];
+    args.extend(["--window", "10"]);
+    let overlapping = cross_entropy(&expect_success(&nerve(s.path(), &args)));
+    args.push("--disjoint");
+    let out = expect_success(&nerve(s.path(), &args));
+    assert!(
+        out.contains("41 tokens scored in disjoint windows of 10"),
+        "{out}"
+    );
+    let disjoint = cross_entropy(&out);
+    assert!(
+        disjoint.is_finite() && (disjoint - overlapping).abs() > 1e-6,
+        "{disjoint} {overlapping}"
+    );
+    let out = expect_success(&nerve(
+        s.path(),
+        &[
+            "lm",
+            "generate",
+            "--model",
+            model,
+            "--prompt",
+            "to be",
+            "--max-tokens",
+            "8",
+            "--seed",
+            "1",
+        ],
+    ));
+    assert!(out.starts_with("to be"), "{out}");
+}

@@ -5,7 +5,8 @@
 //! A model directory holds `config.json`, `model.safetensors` (tensor names as published:
 //! Hugging Face layout for `hgrn_bit`, the released SpikeGPT names for `spikegpt`) and a
 //! tokenizer (`tokenizer.json` or `chars.json`). Published MatMul-free checkpoints (bf16,
-//! possibly sharded) load from the same kind of directory.
+//! possibly sharded) load from the same kind of directory, and so do SpikeGPT's released `.pth`
+//! state dicts with their `config.json` and tokenizer.
 
 use std::path::Path;
 
@@ -15,7 +16,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::mmfree::model::{MmFreeLm, MmFreeState};
 use super::mmfree::{self, MmFreeConfig};
-use super::spikegpt::{SpikeGpt, SpikeGptConfig, SpikeGptState};
+use super::spikegpt::{self, SpikeGpt, SpikeGptConfig, SpikeGptState};
 use crate::error::{Error, Result};
 use crate::store::checkpoint::{self, CheckpointMeta};
 
@@ -203,9 +204,14 @@ impl LanguageModel {
         }
     }
 
-    /// Loads a model directory: a Nerve training run of either architecture, or a published
-    /// MatMul-free checkpoint (bf16/f16/f32, single file or sharded).
+    /// Loads a model directory: a Nerve training run of either architecture, a published
+    /// MatMul-free checkpoint (bf16/f16/f32, single file or sharded), or a released SpikeGPT
+    /// `.pth` state dict (see [`spikegpt::released`]).
     pub fn load_dir(dir: &Path, device: &Device) -> Result<Self> {
+        if spikegpt::released::is_released_dir(dir) {
+            let released = spikegpt::released::load_dir(dir, device)?;
+            return Ok(LanguageModel::SpikeGpt(released.model));
+        }
         let path = dir.join("config.json");
         match model_type(&path)?.as_str() {
             mmfree::config::MODEL_TYPE => {

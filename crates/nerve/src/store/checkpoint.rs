@@ -125,6 +125,14 @@ pub fn load<M: Module>(
         ));
     }
 
+    let model = load_tensors(path, model, bytes)?;
+    Ok((model, meta))
+}
+
+/// Loads the tensors of the safetensors file `bytes` into `model` by name, refusing any
+/// missing, extra or differently shaped tensor before anything is applied; `path` names the
+/// source in errors.
+pub fn load_tensors<M: Module>(path: &Path, model: M, bytes: Vec<u8>) -> Result<M> {
     let mut store = SafetensorsStore::from_bytes(Some(bytes));
     let stored: Vec<burn_pack::Tensor> = store
         .get_all_tensors()
@@ -151,7 +159,7 @@ pub fn load<M: Module>(
             format!("{}{suffix}", one_line(&err.to_string())),
         ));
     }
-    Ok((model, meta))
+    Ok(model)
 }
 
 /// Restores into `optim` (freshly built with the run's optimizer config) the state saved with

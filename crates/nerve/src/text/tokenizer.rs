@@ -12,6 +12,11 @@ use crate::error::{Error, Result};
 pub const CHARS_FILE: &str = "chars.json";
 /// File name of a Hugging Face tokenizer in a model directory.
 pub const HF_FILE: &str = "tokenizer.json";
+/// File name of the GPT-NeoX tokenizer released with SpikeGPT (a Hugging Face tokenizer).
+pub const RELEASED_BPE_FILE: &str = "20B_tokenizer.json";
+/// File names of the character vocabularies SpikeGPT's training script writes (`vocab.json`)
+/// and releases (`vocab_book.json`): JSON `{"0": "\n", "1": ...}`, id to character, UTF-16.
+pub const RELEASED_CHAR_FILES: [&str; 2] = ["vocab.json", "vocab_book.json"];
 /// File name of a SentencePiece model, which this crate does not read directly.
 pub const SENTENCEPIECE_FILE: &str = "tokenizer.model";
 
@@ -102,7 +107,8 @@ impl Tokenizer {
         Ok(Tokenizer::HuggingFace(Box::new(tok)))
     }
 
-    /// Loads the tokenizer stored in a model directory: `tokenizer.json`, else `chars.json`.
+    /// Loads the tokenizer stored in a model directory: `tokenizer.json`, else `chars.json`, else
+    /// SpikeGPT's released `20B_tokenizer.json`, `vocab.json` or `vocab_book.json`.
     /// A directory holding only a SentencePiece `tokenizer.model` gets an error explaining how
     /// to convert it.
     pub fn load_dir(dir: impl AsRef<Path>) -> Result<Self> {
@@ -114,6 +120,16 @@ impl Tokenizer {
         let chars = dir.join(CHARS_FILE);
         if chars.exists() {
             return Self::load_chars(&chars);
+        }
+        let released = dir.join(RELEASED_BPE_FILE);
+        if released.exists() {
+            return Self::from_hf_file(released);
+        }
+        for name in RELEASED_CHAR_FILES {
+            let path = dir.join(name);
+            if path.exists() {
+                return Self::from_index_chars_file(&path);
+            }
         }
         if dir.join(SENTENCEPIECE_FILE).exists() {
             return Err(Error::format(
@@ -130,8 +146,69 @@ impl Tokenizer {
         }
         Err(Error::format(
             dir,
-            format!("no tokenizer: expected {HF_FILE} or {CHARS_FILE} in the model directory"),
+            format!(
+                "no tokenizer: expected {HF_FILE}, {CHARS_FILE}, {RELEASED_BPE_FILE} or {} in \
+                 the model directory",
+                RELEASED_CHAR_FILES.join(" or ")
+            ),
         ))
+    }
+
+    /// Reads a SpikeGPT character vocabulary: a JSON object from ids `"0"`..`"n-1"` to single
+    /// characters, UTF-16 with a byte-order mark as the released code writes it (UTF-8 is
+    /// accepted too).
+    pub fn from_index_chars_file(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bad = |msg: String| {
+            Error::format(path, format!("not a SpikeGPT character vocabulary: {msg}"))
+        };
+        let utf16 = |bytes: &[u8], le: bool| -> Result<String> {
+            let units: Vec<u16> = bytes
+                .chunks_exact(2)
+                .map(|c| {
+                    if le {
+                        u16::from_le_bytes([c[0], c[1]])
+                    } else {
+                        u16::from_be_bytes([c[0], c[1]])
+                    }
+                })
+                .collect();
+            String::from_utf16(&units).map_err(|_| bad("invalid UTF-16".into()))
+        };
+        let text = match bytes.as_slice() {
+            [0xFF, 0xFE, rest @ ..] => utf16(rest, true)?,
+            [0xFE, 0xFF, rest @ ..] => utf16(rest, false)?,
+            [0xEF, 0xBB, 0xBF, rest @ ..] => {
+                String::from_utf8(rest.to_vec()).map_err(|_| bad("invalid UTF-8".into()))?
+            }
+            _ => String::from_utf8(bytes)
+                .map_err(|_| bad("neither UTF-16 with a byte-order mark nor UTF-8".into()))?,
+        };
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let mut chars = vec![None; map.len()];
+        for (key, value) in &map {
+            let id: usize = key
+                .parse()
+                .ok()
+                .filter(|&i| i < map.len())
+                .ok_or_else(|| bad(format!("key {key:?} is not an id below {}", map.len())))?;
+            let mut it = value.as_str().unwrap_or_default().chars();
+            match (it.next(), it.next()) {
+                (Some(c), None) => chars[id] = Some(c),
+                _ => return Err(bad(format!("id {id} maps to {value}, not one character"))),
+            }
+        }
+        let chars: Vec<char> = chars.into_iter().flatten().collect();
+        let mut distinct = chars.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if chars.len() != map.len() || distinct.len() != chars.len() || chars.is_empty() {
+            return Err(bad(
+                "ids repeat, leave gaps or map two ids to one character".into(),
+            ));
+        }
+        Ok(Self::from_chars(chars))
     }
 
     fn load_chars(path: &Path) -> Result<Self> {

@@ -404,6 +404,54 @@ pub fn evaluate_tokens(
     })
 }
 
+/// Scores `tokens` in disjoint windows of `window` tokens, every position of each from a fresh
+/// state, as SpikeGPT's and RWKV's trainers compute their loss (a last, shorter window covers
+/// the tail). Lower context per token than [`evaluate_tokens`], so a higher loss: the number to
+/// compare with a trainer's printed loss.
+pub fn evaluate_disjoint(
+    model: &LanguageModel,
+    tokens: &[u32],
+    chars: usize,
+    window: usize,
+    batch: usize,
+    device: &Device,
+) -> Result<LmEval> {
+    if tokens.len() < 2 {
+        return Err(Error::invalid("evaluation text", "needs at least 2 tokens"));
+    }
+    let window = window.max(1);
+    let targets = tokens.len() - 1;
+    let starts: Vec<usize> = (0..targets).step_by(window).collect();
+    let (full, tail): (Vec<usize>, Vec<usize>) =
+        starts.into_iter().partition(|&s| s + window <= targets);
+    let (mut nats, mut count) = (0.0f64, 0usize);
+    let groups = full
+        .chunks(batch.max(1))
+        .map(|g| (g.to_vec(), window))
+        .chain(tail.iter().map(|&s| (vec![s], targets - s)));
+    for (group, len) in groups {
+        let x: Vec<u32> = group
+            .iter()
+            .flat_map(|&s| tokens[s..s + len].to_vec())
+            .collect();
+        let y: Vec<u32> = group
+            .iter()
+            .flat_map(|&s| tokens[s + 1..s + len + 1].to_vec())
+            .collect();
+        let rows = group.len();
+        let logits = model.forward(token_tensor(&x, rows, len, device));
+        let mask = Tensor::<2>::ones([rows, len], device);
+        nats += masked_nats(logits, token_tensor(&y, rows, len, device), mask)?;
+        count += rows * len;
+    }
+    let chars_per_token = chars as f64 / tokens.len() as f64;
+    Ok(LmEval {
+        nats_per_token: nats / count as f64,
+        bits_per_char: nats / std::f64::consts::LN_2 / (count as f64 * chars_per_token).max(1.0),
+        tokens: count,
+    })
+}
+
 fn masked_nats(logits: Tensor<3>, targets: Tensor<2, Int>, mask: Tensor<2>) -> Result<f64> {
     let picked = crate::loss::token_log_probs(logits, targets);
     let nats = -(picked * mask).sum().into_scalar::<f64>();

@@ -164,3 +164,40 @@ fn recipe_mutations_never_panic() {
     });
     assert!(ok >= seeds.len() && err > 300, "ok {ok}, err {err}");
 }
+
+#[test]
+fn pth_mutations_never_panic() {
+    use nerve::store::pth::{parse_pth, pickle};
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lm/files/tiny_state_dict.pth");
+    let archive = std::fs::read(file).expect("the checked-in .pth file");
+    // The pickle program alone, so that mutations reach the interpreter and not only the zip
+    // reader's checksums.
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive.clone())).unwrap();
+    let mut program = Vec::new();
+    std::io::Read::read_to_end(
+        &mut zip.by_name("tiny_state_dict/data.pkl").unwrap(),
+        &mut program,
+    )
+    .unwrap();
+    assert_eq!(program[..2], [0x80, 0x02], "the pickle starts with PROTO 2");
+    let (ok, err) = no_panic_loop(
+        0x97A,
+        std::slice::from_ref(&archive),
+        1500,
+        &["fuzz.pth"],
+        |b| {
+            let dict = parse_pth(b, Path::new("fuzz.pth"))?;
+            for (name, t) in dict.iter() {
+                assert_eq!(t.values.len(), t.shape.iter().product::<usize>(), "{name}");
+            }
+            Ok(())
+        },
+    );
+    assert!(ok >= 1 && err > 500, "archive: ok {ok}, err {err}");
+    let (ok, err) = no_panic_loop(0x91C, &[program], 3000, &["pickle"], |b| {
+        pickle::unpickle(b)
+            .map(drop)
+            .map_err(|e| nerve::Error::format("pickle", e))
+    });
+    assert!(ok >= 1 && err > 1000, "pickle: ok {ok}, err {err}");
+}

@@ -1,5 +1,5 @@
 //! Language models: the MatMul-free LM (model, Hugging Face checkpoints, packed engine,
-//! cross-checks) and SpikeGPT (the LM trainer is tested in `training/`).
+//! cross-checks), PyTorch `.pth` state dicts and SpikeGPT (the LM trainer is tested in `training/`).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -9,4 +9,6 @@ mod mmfree_cross;
 mod mmfree_engine;
 mod mmfree_fixtures;
 mod mmfree_model;
+mod pth;
 mod spikegpt;
+mod spikegpt_released;

@@ -12,6 +12,7 @@
 //!   generation;
 //! - [`wkv`]: RWKV-4's WKV in both forms;
 //! - [`lif`]: the neuron and the spike function;
+//! - [`released`]: the authors' released `.pth` checkpoints, their `config.json` and shapes;
 //! - [`layers`]: bias-free linear (`[out, in]`), LayerNorm and orthogonal initialisation.
 //!
 //! ```
@@ -37,6 +38,7 @@ pub mod config;
 pub mod layers;
 pub mod lif;
 pub mod model;
+pub mod released;
 mod tokens;
 pub mod wkv;
 
