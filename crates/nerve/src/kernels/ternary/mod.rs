@@ -28,7 +28,13 @@
 //!   codes of 32 rows; `vpermw` (a permutation) looks the 32 codes of a group up in its table
 //!   (32 i16 lanes, one per row) and `vpaddw` accumulates, flushed to i32 before an i16 lane
 //!   could overflow. The lines are prefetched into L2 16 KiB ahead.
+//! - AVX2 (chosen where AVX-512BW is missing): the same line order and lookups, 16 rows per
+//!   register, each table looked up with four `vpshufb` (16 byte entries each) on tables
+//!   split into low and high bytes (`x86_avx2`).
 //! - Scalar (portable, any CPU): the same lookups one row at a time.
+//!
+//! `NERVE_ISA=avx512|avx2|portable` forces a kernel (see [`Kernel::detect`]), so tests and
+//! benchmarks cover each one on a machine that has them all.
 //!
 //! Measured on one Zen 4 core streaming 75 MB of weights from memory: masked i16 adds under
 //! 2-bit plus/minus bit-masks ran at 11.7 GB/s, a `vpsadbw` variant of them at 14 GB/s, both
@@ -41,7 +47,7 @@
 //!
 //! This file holds the public API and the run-time choice of kernel; `quantize` the BitLinear
 //! quantisation and the activation tables, `pack` the codes, the line order and the arena,
-//! `buffer` the huge-page storage, `portable` and `x86` the kernels, `reference` the plain
+//! `buffer` the huge-page storage, `portable`, `x86` (AVX-512) and `x86_avx2` the kernels, `reference` the plain
 //! definition, `tests` the tests.
 
 mod buffer;
@@ -53,6 +59,8 @@ mod reference;
 mod tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_avx2;
 
 use std::sync::Arc;
 
@@ -92,20 +100,61 @@ const MIN_TASK_WEIGHTS: usize = 1 << 17;
 pub enum Kernel {
     /// Portable Rust: table lookups one row at a time.
     Scalar,
+    /// AVX2: `vpshufb` lookups for 16 rows at once.
+    Avx2,
     /// AVX-512BW: `vpermw` lookups for 32 rows at once.
     Avx512,
 }
 
+/// The environment variable that forces a kernel: `avx512`, `avx2` or `portable`.
+pub const ISA_ENV: &str = "NERVE_ISA";
+
 impl Kernel {
     /// Every kernel, slowest first.
-    pub const ALL: [Kernel; 2] = [Kernel::Scalar, Kernel::Avx512];
+    pub const ALL: [Kernel; 3] = [Kernel::Scalar, Kernel::Avx2, Kernel::Avx512];
 
-    /// The fastest kernel this CPU supports.
+    /// The kernel GEMVs use: the one `NERVE_ISA` names (`avx512`, `avx2`, `portable`) if this
+    /// CPU supports it, else the fastest this CPU supports. Decided once per process; a
+    /// request the CPU cannot honour, or an unknown name, is reported once on stderr.
     pub fn detect() -> Kernel {
-        if Kernel::Avx512.is_supported() {
-            Kernel::Avx512
-        } else {
-            Kernel::Scalar
+        static CHOSEN: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let best = Self::ALL
+                .into_iter()
+                .rev()
+                .find(|k| k.is_supported())
+                .unwrap_or(Kernel::Scalar);
+            let Ok(wanted) = std::env::var(ISA_ENV) else {
+                return best;
+            };
+            match Self::parse(&wanted) {
+                Some(k) if k.is_supported() => k,
+                Some(k) => {
+                    eprintln!(
+                        "{ISA_ENV}={wanted}: this CPU lacks {}; using {}",
+                        k.name(),
+                        best.name()
+                    );
+                    best
+                }
+                None => {
+                    eprintln!(
+                        "{ISA_ENV}={wanted} is not one of avx512, avx2, portable; using {}",
+                        best.name()
+                    );
+                    best
+                }
+            }
+        })
+    }
+
+    /// The kernel called `name` (`avx512`, `avx2`, `portable` or `scalar`).
+    pub fn parse(name: &str) -> Option<Kernel> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "avx512" | "avx-512" | "avx512bw" => Some(Kernel::Avx512),
+            "avx2" => Some(Kernel::Avx2),
+            "portable" | "scalar" => Some(Kernel::Scalar),
+            _ => None,
         }
     }
 
@@ -118,8 +167,10 @@ impl Kernel {
                 std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512bw")
             }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
             #[cfg(not(target_arch = "x86_64"))]
-            Kernel::Avx512 => false,
+            Kernel::Avx512 | Kernel::Avx2 => false,
         }
     }
 
@@ -128,10 +179,11 @@ impl Kernel {
         Self::ALL.into_iter().filter(|k| k.is_supported()).collect()
     }
 
-    /// A short lower-case name (`scalar`, `avx512`).
+    /// A short lower-case name (`scalar`, `avx2`, `avx512`).
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Scalar => "scalar",
+            Kernel::Avx2 => "avx2",
             Kernel::Avx512 => "avx512",
         }
     }
@@ -254,15 +306,25 @@ impl TernaryMatrix {
         // Two tasks per thread balance uneven progress; more would cut the sequential
         // streams (and their prefetching) into shorter pieces.
         let per_task = self.bands.div_ceil(threads * 2).max(min_bands).max(1);
+        #[cfg(target_arch = "x86_64")]
+        let split;
+        let tables = match kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                split = x86_avx2::split_tables(&x.tables);
+                &split[..]
+            }
+            _ => &x.tables[..],
+        };
         if threads == 1 || per_task >= self.bands {
-            self.band_range(kernel, 0, self.bands, &x.tables, y);
+            self.band_range(kernel, 0, self.bands, tables, y);
         } else {
             y.par_chunks_mut(per_task * BAND_ROWS)
                 .enumerate()
                 .for_each(|(i, ys)| {
                     let first = i * per_task;
                     let end = (first + per_task).min(self.bands);
-                    self.band_range(kernel, first, end, &x.tables, ys)
+                    self.band_range(kernel, first, end, tables, ys)
                 });
         }
     }
@@ -295,6 +357,11 @@ impl TernaryMatrix {
                 // and may point anywhere.
                 Kernel::Avx512 => unsafe {
                     x86::band(lines, tables, self.words, self.block, prefetch_end)
+                },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above; for this kernel `tables` are the split tables.
+                Kernel::Avx2 => unsafe {
+                    x86_avx2::band(lines, tables, self.words, self.block, prefetch_end)
                 },
                 _ => portable::band(lines, tables, self.words, self.block),
             };

@@ -138,6 +138,9 @@ impl QuantizedActivations {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: only chosen when `is_supported`.
             Kernel::Avx512 if kernel.is_supported() => unsafe { super::x86::build_tables(self) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: only chosen when `is_supported`.
+            Kernel::Avx2 if kernel.is_supported() => unsafe { super::x86_avx2::build_tables(self) },
             _ => {
                 for g in 0..self.tables.len() {
                     let x = self.group(g);

@@ -226,3 +226,32 @@ fn results_do_not_depend_on_the_thread_count() {
         assert_eq!(got, want, "{threads} threads");
     }
 }
+
+#[test]
+fn every_table_builder_gives_the_same_tables() {
+    let mut rng = StdRng::seed_from_u64(17);
+    for cols in [1, 10, 300] {
+        let mut q = random_i8(&mut rng, cols);
+        q[0] = -128;
+        let mut x = QuantizedActivations::new(cols);
+        x.set_i8(&q);
+        x.build_tables(Kernel::Scalar);
+        let want = x.tables.clone();
+        for kernel in Kernel::available() {
+            x.build_tables(kernel);
+            assert_eq!(x.tables, want, "{} tables, {cols} columns", kernel.name());
+        }
+    }
+}
+
+#[test]
+fn kernel_names_parse_as_nerve_isa_spells_them() {
+    for k in Kernel::ALL {
+        assert_eq!(Kernel::parse(k.name()), Some(k));
+    }
+    assert_eq!(Kernel::parse("portable"), Some(Kernel::Scalar));
+    assert_eq!(Kernel::parse(" AVX2 "), Some(Kernel::Avx2));
+    assert_eq!(Kernel::parse("neon"), None);
+    // Whatever NERVE_ISA says, the chosen kernel runs on this CPU.
+    assert!(Kernel::detect().is_supported());
+}
