@@ -399,4 +399,35 @@ fn a_released_spikegpt_directory_scores_at_the_training_models_loss() {
         ],
     ));
     assert!(out.starts_with("to be"), "{out}");
+    // A tokenizer with more ids than the model is an error, not a crash.
+    let dir2 = s.join("released-bpe");
+    std::fs::create_dir_all(&dir2).unwrap();
+    std::fs::copy(
+        dir.join("tiny-spikegpt.pth"),
+        dir2.join("tiny-spikegpt.pth"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir2.join("20B_tokenizer.json"),
+        r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,
+        "pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,
+        "model":{"type":"WordLevel","vocab":{"[UNK]":0,"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,
+        "h":8,"i":9,"j":10,"k":11,"l":12,"m":13,"n":14,"o":15,"p":16,"q":17},"unk_token":"[UNK]"}}"#,
+    )
+    .unwrap();
+    write(&s.join("words.txt"), b"a q b");
+    expect_error(
+        &nerve(
+            s.path(),
+            &[
+                "lm",
+                "eval",
+                "--model",
+                dir2.to_str().unwrap(),
+                "--text",
+                "words.txt",
+            ],
+        ),
+        &["token id", "17 is outside the model's vocabulary of 16"],
+    );
 }

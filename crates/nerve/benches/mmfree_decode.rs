@@ -10,6 +10,8 @@
 //! - `NERVE_BENCH_THREADS` comma-separated thread counts (default `1,2`);
 //! - `NERVE_BENCH_BW_MIB` size of the bandwidth buffers in MiB (default 1024),
 //!   `NERVE_BENCH_BW_PASSES` passes over each, the best one counts (default 5);
+//! - `NERVE_ISA=avx512|avx2|portable` forces the decode kernel (the GEMV table below always
+//!   times every kernel the CPU has);
 //! - `NERVE_BENCH_GEMV=1` also times each GEMV shape of the model on its own (hot in cache),
 //!   and all GEMVs of a token back to back without the float work between them.
 //!

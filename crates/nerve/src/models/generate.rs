@@ -60,7 +60,8 @@ impl TokenStepper for BurnStepper {
     }
 }
 
-fn check_ids(tokens: &[u32], vocab: usize) -> Result<()> {
+/// Errors naming the first token id not below `vocab`.
+pub fn check_ids(tokens: &[u32], vocab: usize) -> Result<()> {
     match tokens.iter().find(|&&t| t as usize >= vocab) {
         Some(t) => Err(Error::invalid(
             "token id",

@@ -16,6 +16,7 @@ use super::optimizer::OptimizerKind;
 use super::schedule::Schedule;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use crate::models::generate::check_ids;
 use crate::models::language_model::{token_tensor, LanguageModel, LmShape, MODEL_FILE};
 use crate::store::checkpoint::{self, CheckpointMeta};
 use crate::text::{Corpus, Tokenizer};
@@ -358,6 +359,7 @@ pub fn evaluate_tokens(
     if tokens.len() < 2 {
         return Err(Error::invalid("evaluation text", "needs at least 2 tokens"));
     }
+    check_ids(tokens, model.vocab_size())?;
     let window = window.min(tokens.len() - 1).max(1);
     let stride = (window / 2).max(1);
     // (start of the window, first position within it that is scored)
@@ -419,6 +421,7 @@ pub fn evaluate_disjoint(
     if tokens.len() < 2 {
         return Err(Error::invalid("evaluation text", "needs at least 2 tokens"));
     }
+    check_ids(tokens, model.vocab_size())?;
     let window = window.max(1);
     let targets = tokens.len() - 1;
     let starts: Vec<usize> = (0..targets).step_by(window).collect();

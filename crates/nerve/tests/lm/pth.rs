@@ -228,3 +228,31 @@ fn short_or_missing_storages_name_the_tensor() {
         "{msg}"
     );
 }
+
+#[test]
+fn cycles_and_deep_nesting_neither_leak_nor_overflow() {
+    use nerve::store::pth::pickle::unpickle_with;
+    // A list that holds itself, and a dict that holds a list that holds the dict.
+    let cyclic: &[&[u8]] = &[
+        b"\x80\x02]q\x00h\x00a.",
+        b"\x80\x02}q\x00X\x01\x00\x00\x00k]q\x01h\x00as.",
+    ];
+    for program in cyclic {
+        assert!(unpickle_with(program, |_| ()).is_ok());
+        let msg = err(&archive(&[("a/data.pkl", program)]));
+        assert!(msg.contains("holds no tensors"), "{msg}");
+    }
+    // A million nested tuples (one byte each) and half a million nested lists: released
+    // without deep recursion.
+    let mut tuples = b"\x80\x02N".to_vec();
+    tuples.extend(std::iter::repeat_n(0x85u8, 1_000_000));
+    tuples.push(b'.');
+    assert!(unpickle_with(&tuples, |_| ()).is_ok());
+    let mut lists = b"\x80\x02".to_vec();
+    lists.extend(std::iter::repeat_n(b']', 500_000));
+    lists.extend(std::iter::repeat_n(b'a', 499_999));
+    lists.push(b'.');
+    assert!(unpickle_with(&lists, |_| ()).is_ok());
+    let msg = err(&archive(&[("a/data.pkl", &lists)]));
+    assert!(msg.contains("holds no tensors"), "{msg}");
+}

@@ -148,9 +148,12 @@ fn read_archive<R: Read + Seek>(mut reader: R, path: &Path) -> Result<StateDict>
         }
     }
     let program = read_entry(&mut zip, &pkl, 1 << 30, path)?.unwrap_or_default();
-    let root = pickle::unpickle(&program).map_err(|e| fail(format!("{pkl}: {e}")))?;
-    let mut refs = Vec::new();
-    collect(&root, "", 0, &mut refs).map_err(fail)?;
+    let refs = pickle::unpickle_with(&program, |root| {
+        let mut refs = Vec::new();
+        collect(root, "", 0, &mut refs).map(|()| refs)
+    })
+    .and_then(|r| r)
+    .map_err(|e| fail(format!("{pkl}: {e}")))?;
     let mut tensors = Vec::with_capacity(refs.len());
     for (name, t) in refs {
         let entry = format!("{prefix}data/{}", t.storage.key);

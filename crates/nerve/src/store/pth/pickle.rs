@@ -15,9 +15,18 @@ use super::value::{Global, StorageDtype, StorageRef, TensorRef, Value};
 const MAX_STACK: usize = 1 << 20;
 const MAX_DIMS: usize = 64;
 
-/// Runs the pickle program `bytes` and returns the value it builds.
-pub fn unpickle(bytes: &[u8]) -> Result<Value, String> {
-    Machine::default().run(bytes)
+/// Runs the pickle program `bytes` and hands the value it builds to `read`.
+///
+/// The value lives only during `read`: a pickle may build cycles (a list that holds itself)
+/// and nestings a million deep, so afterwards every container is emptied and released one at
+/// a time, which frees cycles and never recurses deeply.
+pub fn unpickle_with<T>(bytes: &[u8], read: impl FnOnce(&Value) -> T) -> Result<T, String> {
+    let mut machine = Machine::default();
+    let root = machine.run(bytes)?;
+    let out = read(&root);
+    // Released before the machine, whose registry still holds every container.
+    drop(root);
+    Ok(out)
 }
 
 #[derive(Default)]
@@ -25,6 +34,26 @@ struct Machine {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
+    /// Every tuple, list and dict built, in order of creation (see [`Machine::drop`]).
+    containers: Vec<Value>,
+}
+
+impl Drop for Machine {
+    /// Lists and dicts are emptied first (breaking cycles); then containers are released
+    /// newest first, so whatever a tuple holds is still held by an older entry and every drop
+    /// is shallow.
+    fn drop(&mut self) {
+        self.stack.clear();
+        self.memo.clear();
+        for c in &self.containers {
+            match c {
+                Value::List(items) => items.borrow_mut().clear(),
+                Value::Dict(items) => items.borrow_mut().clear(),
+                _ => {}
+            }
+        }
+        while self.containers.pop().is_some() {}
+    }
 }
 
 struct Reader<'a> {
@@ -121,6 +150,9 @@ impl Machine {
         if self.stack.len() >= MAX_STACK {
             return Err("pickle stack grows beyond 1M entries".into());
         }
+        if matches!(v, Value::Tuple(_) | Value::List(_) | Value::Dict(_)) {
+            self.containers.push(v.clone());
+        }
         self.stack.push(v);
         Ok(())
     }
@@ -169,7 +201,7 @@ impl Machine {
         Ok(())
     }
 
-    fn run(mut self, bytes: &[u8]) -> Result<Value, String> {
+    fn run(&mut self, bytes: &[u8]) -> Result<Value, String> {
         let mut r = Reader { bytes, pos: 0 };
         loop {
             let at = r.pos;

@@ -165,12 +165,17 @@ impl<M: BitLinearMatrix> Engine<M> {
     /// on a token id not below `vocab_size`. Allocates nothing on packed weights.
     pub fn step(&mut self, token: u32) -> Result<&[f32]> {
         let t = self.model.check_token(token)?;
+        // The float work is compiled for the same instruction set as the GEMV kernel, so
+        // `NERVE_ISA=avx2` on an AVX-512 machine measures what an AVX2-only CPU runs.
         #[cfg(target_arch = "x86_64")]
-        if Kernel::Avx512.is_supported() {
-            // SAFETY: the CPU has the features `forward_avx512` is compiled for.
-            unsafe { self.forward_avx512(t) };
-            return Ok(&self.scratch.logits);
+        match Kernel::detect() {
+            // SAFETY: `detect` only returns kernels this CPU supports.
+            Kernel::Avx512 => unsafe { self.forward_avx512(t) },
+            // SAFETY: as above.
+            Kernel::Avx2 => unsafe { self.forward_avx2(t) },
+            Kernel::Scalar => self.forward(t),
         }
+        #[cfg(not(target_arch = "x86_64"))]
         self.forward(t);
         Ok(&self.scratch.logits)
     }
@@ -184,6 +189,16 @@ impl<M: BitLinearMatrix> Engine<M> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn forward_avx512(&mut self, t: usize) {
+        self.forward(t)
+    }
+
+    /// [`forward`](Self::forward) compiled for AVX2 and FMA (8 lanes).
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 (what [`Kernel::Avx2`] checks) and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn forward_avx2(&mut self, t: usize) {
         self.forward(t)
     }
 
