@@ -142,7 +142,8 @@ impl SampleArgs {
 /// Options of `nerve lm generate`.
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// Model directory (config.json, model.safetensors, tokenizer).
+    /// Model directory: a Nerve run or a published checkpoint (config.json, model.safetensors,
+    /// tokenizer), or a released SpikeGPT (.pth, config.json, 20B_tokenizer.json or vocab.json).
     #[arg(long)]
     model: PathBuf,
     /// Text to continue.
@@ -165,7 +166,7 @@ pub struct GenerateArgs {
 /// Options of `nerve lm eval`.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Model directory.
+    /// Model directory (as for `nerve lm generate`).
     #[arg(long)]
     model: PathBuf,
     /// UTF-8 text to score.
