@@ -13,7 +13,8 @@
 //! - `NERVE_ISA=avx512|avx2|portable` forces the decode kernel (the GEMV table below always
 //!   times every kernel the CPU has);
 //! - `NERVE_BENCH_GEMV=1` also times each GEMV shape of the model on its own (hot in cache),
-//!   and all GEMVs of a token back to back without the float work between them.
+//!   and all GEMVs of a token back to back without the float work between them, once per
+//!   vector and batched (`NERVE_BENCH_BATCH`, comma-separated N, default `1,2,4,8,16`).
 //!
 //! Prints a table, then one JSON line per thread count.
 
@@ -223,6 +224,69 @@ fn gemv_stream(cfg: &MmFreeConfig, threads: &[usize], timed: usize) {
             med.as_secs_f64() * 1e3,
             bytes as f64 / med.as_secs_f64() / 1e9
         );
+    }
+    gemv_batched(&mats, d, i, threads, timed);
+}
+
+/// The same GEMVs with N activation vectors per matrix (`gemv_batch`: one weight pass from
+/// memory for all N), as N decoding streams would run them: time per step and aggregate
+/// steps per second against N = 1.
+fn gemv_batched(mats: &[TernaryMatrix], d: usize, i: usize, threads: &[usize], timed: usize) {
+    let sizes: Vec<usize> = std::env::var("NERVE_BENCH_BATCH")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|t| t.trim().parse().ok())
+                .filter(|&n| n > 0)
+                .collect()
+        })
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![1, 2, 4, 8, 16]);
+    let vectors = |len: usize, n: usize| -> Vec<QuantizedActivations> {
+        (0..n)
+            .map(|s| {
+                let mut x = QuantizedActivations::new(len);
+                x.set_i8(
+                    &(0..len)
+                        .map(|k| ((k * 7 + s * 13) % 251) as i8)
+                        .collect::<Vec<_>>(),
+                );
+                x
+            })
+            .collect()
+    };
+    println!("\nAll GEMVs of a token, N vectors per weight pass (gemv_batch):");
+    println!(
+        "{:>8} {:>4} {:>10} {:>12} {:>10}",
+        "threads", "N", "ms/step", "vectors/s", "vs N=1"
+    );
+    for &t in threads {
+        let mut base = None;
+        for &n in &sizes {
+            let (xd, xi) = (vectors(d, n), vectors(i, n));
+            let mut y = vec![0; n * mats.iter().map(TernaryMatrix::rows).max().unwrap_or(0)];
+            let mut times: Vec<Duration> = pool(t).install(|| {
+                (0..timed.div_ceil(n).max(4) + 2)
+                    .map(|_| {
+                        let t0 = Instant::now();
+                        for m in mats {
+                            let xs = if m.cols() == d { &xd } else { &xi };
+                            m.gemv_batch(black_box(xs), &mut y[..n * m.rows()]);
+                        }
+                        t0.elapsed()
+                    })
+                    .skip(2)
+                    .collect()
+            });
+            let med = median(&mut times);
+            let rate = n as f64 / med.as_secs_f64();
+            let base = *base.get_or_insert(rate);
+            println!(
+                "{t:>8} {n:>4} {:>10.3} {rate:>12.1} {:>9.2}x",
+                med.as_secs_f64() * 1e3,
+                rate / base
+            );
+        }
     }
 }
 

@@ -45,11 +45,12 @@
 //! [`TernaryMatrix::gemv_reference`] is the plain element-by-element definition the kernels
 //! are tested against, with exact integer equality.
 //!
-//! This file holds the public API and the run-time choice of kernel; `quantize` the BitLinear
+//! This file holds the public API and the run-time choice of kernel; `batch` the batched GEMV; `quantize` the BitLinear
 //! quantisation and the activation tables, `pack` the codes, the line order and the arena,
 //! `buffer` the huge-page storage, `portable`, `x86` (AVX-512) and `x86_avx2` the kernels, `reference` the plain
 //! definition, `tests` the tests.
 
+mod batch;
 mod buffer;
 mod pack;
 mod portable;
@@ -309,16 +310,8 @@ impl TernaryMatrix {
         // Two tasks per thread balance uneven progress; more would cut the sequential
         // streams (and their prefetching) into shorter pieces.
         let per_task = self.bands.div_ceil(threads * 2).max(min_bands).max(1);
-        #[cfg(target_arch = "x86_64")]
-        let split;
-        let tables = match kernel {
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => {
-                split = x86_avx2::split_tables(&x.tables);
-                &split[..]
-            }
-            _ => &x.tables[..],
-        };
+        let tables = Self::kernel_tables(kernel, x);
+        let tables = &tables[..];
         if threads == 1 || per_task >= self.bands {
             self.band_range(kernel, 0, self.bands, tables, y);
         } else {
@@ -353,22 +346,46 @@ impl TernaryMatrix {
         };
         for (k, out) in ys.chunks_mut(BAND_ROWS).enumerate() {
             let lines = &task[k * per_band..(k + 1) * per_band];
-            let sums = match kernel {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `gemv_with` only passes kernels that `is_supported` on this CPU;
-                // `tables` has three tables per word of a row; prefetches are only hints
-                // and may point anywhere.
-                Kernel::Avx512 => unsafe {
-                    x86::band(lines, tables, self.words, self.block, prefetch_end)
-                },
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above; for this kernel `tables` are the split tables.
-                Kernel::Avx2 => unsafe {
-                    x86_avx2::band(lines, tables, self.words, self.block, prefetch_end)
-                },
-                _ => portable::band(lines, tables, self.words, self.block),
-            };
+            let sums = self.band(kernel, lines, tables, prefetch_end);
             out.copy_from_slice(&sums[..out.len()]);
+        }
+    }
+
+    /// The sums of one band's rows, `lines` being the band's lines, `tables` those the kernel
+    /// reads (split for AVX2), prefetching up to `prefetch_end`.
+    fn band(
+        &self,
+        kernel: Kernel,
+        lines: &[Line],
+        tables: &[Line],
+        prefetch_end: *const Line,
+    ) -> [i32; BAND_ROWS] {
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: callers only pass kernels that `is_supported` on this CPU; `tables` has
+            // three tables per word of a row; prefetches are only hints and may point anywhere.
+            Kernel::Avx512 => unsafe {
+                x86::band(lines, tables, self.words, self.block, prefetch_end)
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above; for this kernel `tables` are the split tables.
+            Kernel::Avx2 => unsafe {
+                x86_avx2::band(lines, tables, self.words, self.block, prefetch_end)
+            },
+            _ => portable::band(lines, tables, self.words, self.block),
+        }
+    }
+
+    /// The tables `kernel` reads for the activations `x`: split into bytes for AVX2, as built
+    /// otherwise.
+    fn kernel_tables<'a>(
+        kernel: Kernel,
+        x: &'a QuantizedActivations,
+    ) -> std::borrow::Cow<'a, [Line]> {
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => std::borrow::Cow::Owned(x86_avx2::split_tables(&x.tables)),
+            _ => std::borrow::Cow::Borrowed(&x.tables[..]),
         }
     }
 }

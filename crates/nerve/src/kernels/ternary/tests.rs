@@ -255,3 +255,45 @@ fn kernel_names_parse_as_nerve_isa_spells_them() {
     // Whatever NERVE_ISA says, the chosen kernel runs on this CPU.
     assert!(Kernel::detect().is_supported());
 }
+
+#[test]
+fn batched_gemv_equals_the_reference_for_every_vector() {
+    let mut rng = StdRng::seed_from_u64(23);
+    for (rows, cols, n) in [
+        (1, 1, 1),
+        (33, 10, 3),
+        (300, 1000, 5),
+        (130, 257, 2),
+        (64, 9, 0),
+    ] {
+        let signs = random_signs(&mut rng, rows * cols);
+        let m = TernaryMatrix::from_signs(rows, cols, &signs, 1.0).unwrap();
+        let xs: Vec<QuantizedActivations> = (0..n)
+            .map(|_| {
+                let mut x = QuantizedActivations::new(cols);
+                x.set_i8(&random_i8(&mut rng, cols));
+                x
+            })
+            .collect();
+        let mut want = vec![0; n * rows];
+        for (s, x) in xs.iter().enumerate() {
+            m.gemv_reference(x.as_i8(), &mut want[s * rows..(s + 1) * rows]);
+        }
+        for kernel in Kernel::available() {
+            for threads in [1, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut got = vec![i32::MIN; n * rows];
+                pool.install(|| m.gemv_batch_with(kernel, &xs, &mut got));
+                assert_eq!(
+                    got,
+                    want,
+                    "{} on {rows} x {cols}, {n} vectors, {threads} threads",
+                    kernel.name()
+                );
+            }
+        }
+    }
+}
