@@ -16,7 +16,8 @@
 //!   and all GEMVs of a token back to back without the float work between them, once per
 //!   vector and batched (`NERVE_BENCH_BATCH`, comma-separated N, default `1,2,4,8,16`).
 //!
-//! Prints a table, then one JSON line per thread count.
+//! Then batched decoding: N streams advanced together (`NERVE_BENCH_BATCH`, default
+//! `1,2,4,8,16`). Prints a table, then one JSON line per thread count.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -228,6 +229,56 @@ fn gemv_stream(cfg: &MmFreeConfig, threads: &[usize], timed: usize) {
     gemv_batched(&mats, d, i, threads, timed);
 }
 
+/// Decoding N sequences together (`MmFreeEngine::step_batch`: one weight pass per step for
+/// all of them): median time per step and aggregate tokens per second against N = 1.
+fn decode_batched(engine: &MmFreeEngine, threads: &[usize], timed: usize) {
+    let sizes: Vec<usize> = std::env::var("NERVE_BENCH_BATCH")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|t| t.trim().parse().ok())
+                .filter(|&n| n > 0)
+                .collect()
+        })
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![1, 2, 4, 8, 16]);
+    let vocab = engine.config().vocab_size;
+    println!("\nBatched decode (step_batch), aggregate over N streams:");
+    println!(
+        "{:>8} {:>4} {:>10} {:>12} {:>10}",
+        "threads", "N", "ms/step", "tokens/s", "vs N=1"
+    );
+    for &t in threads {
+        let mut base = None;
+        for &n in &sizes {
+            let mut streams: Vec<_> = (0..n).map(|_| engine.new_stream()).collect();
+            let steps = timed.div_ceil(n).max(4);
+            let mut times: Vec<Duration> = pool(t).install(|| {
+                (0..steps + 2)
+                    .map(|k| {
+                        let toks: Vec<u32> = (0..n)
+                            .map(|s| ((k * 31 + s * 7 + 1) % vocab) as u32)
+                            .collect();
+                        let mut refs: Vec<_> = streams.iter_mut().collect();
+                        let t0 = Instant::now();
+                        engine.step_batch(&mut refs, &toks).expect("step");
+                        t0.elapsed()
+                    })
+                    .skip(2)
+                    .collect()
+            });
+            let med = median(&mut times);
+            let rate = n as f64 / med.as_secs_f64();
+            let base = *base.get_or_insert(rate);
+            println!(
+                "{t:>8} {n:>4} {:>10.3} {rate:>12.1} {:>9.2}x",
+                med.as_secs_f64() * 1e3,
+                rate / base
+            );
+        }
+    }
+}
+
 /// The same GEMVs with N activation vectors per matrix (`gemv_batch`: one weight pass from
 /// memory for all N), as N decoding streams would run them: time per step and aggregate
 /// steps per second against N = 1.
@@ -264,6 +315,7 @@ fn gemv_batched(mats: &[TernaryMatrix], d: usize, i: usize, threads: &[usize], t
         let mut base = None;
         for &n in &sizes {
             let (xd, xi) = (vectors(d, n), vectors(i, n));
+            let (xd, xi): (Vec<_>, Vec<_>) = (xd.iter().collect(), xi.iter().collect());
             let mut y = vec![0; n * mats.iter().map(TernaryMatrix::rows).max().unwrap_or(0)];
             let mut times: Vec<Duration> = pool(t).install(|| {
                 (0..timed.div_ceil(n).max(4) + 2)
@@ -332,6 +384,7 @@ fn main() {
         gemv_shapes(&cfg, &threads);
         gemv_stream(&cfg, &threads, timed);
     }
+    decode_batched(&engine, &threads, timed);
 
     // The packed weights live in a mapping advised to use transparent huge pages, so the
     // limit is measured on one too; a plain vector (4 KiB pages) is shown for comparison.

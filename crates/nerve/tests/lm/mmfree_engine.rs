@@ -234,3 +234,81 @@ fn packed_size_is_at_most_two_bits_per_weight() {
     assert!(e.packed_bytes() * 8 <= 2 * weights);
     assert!(e.bytes_per_token() > e.packed_bytes());
 }
+
+/// Three sequences decoded together, the third joining late and the first leaving early, give
+/// exactly the logits and states each gets decoded alone; bad input changes nothing.
+#[test]
+fn batched_steps_equal_single_steps_exactly() {
+    let w = varied_weights(MmFreeConfig::new(50, 64, 2), 8);
+    let texts: [Vec<u32>; 3] = [tokens(6, 50), vec![5, 1, 49, 0, 7, 7, 3], vec![2, 9, 11]];
+    let single = |text: &[u32]| -> Vec<Vec<f32>> {
+        let mut e = MmFreeEngine::new(&w).unwrap();
+        text.iter().map(|&t| e.step(t).unwrap().to_vec()).collect()
+    };
+    let want: Vec<Vec<Vec<f32>>> = texts.iter().map(|t| single(t)).collect();
+    let packed = MmFreeEngine::new(&w).unwrap();
+    let float = FloatEngine::new(&w).unwrap();
+    let mut float_want = FloatEngine::new(&w).unwrap();
+    let float_first: Vec<Vec<f32>> = texts[0]
+        .iter()
+        .map(|&t| float_want.step(t).unwrap().to_vec())
+        .collect();
+    let mut streams = [
+        packed.new_stream(),
+        packed.new_stream(),
+        packed.new_stream(),
+    ];
+    let mut fstream = float.new_stream();
+    let mut pos = [0usize; 3];
+    for step in 0..7 {
+        // Stream 0 runs steps 0..6, stream 1 all 7, stream 2 joins at step 4.
+        let active: Vec<usize> = (0..3)
+            .filter(|&s| match s {
+                0 => step < 6,
+                1 => true,
+                _ => step >= 4,
+            })
+            .collect();
+        let toks: Vec<u32> = active.iter().map(|&s| texts[s][pos[s]]).collect();
+        let [a, b, c] = &mut streams;
+        let mut all: Vec<&mut nerve::models::mmfree::engine::Stream> = vec![a, b, c];
+        let mut batch: Vec<&mut nerve::models::mmfree::engine::Stream> = Vec::new();
+        for (s, st) in all.drain(..).enumerate() {
+            if active.contains(&s) {
+                batch.push(st);
+            }
+        }
+        packed.step_batch(&mut batch, &toks).unwrap();
+        for (st, &s) in batch.iter().zip(&active) {
+            assert_eq!(
+                st.logits(),
+                &want[s][pos[s]][..],
+                "stream {s} at token {}",
+                pos[s]
+            );
+            pos[s] += 1;
+        }
+        if step < 6 {
+            float
+                .step_batch(&mut [&mut fstream], &[texts[0][step]])
+                .unwrap();
+            assert_eq!(fstream.logits(), &float_first[step][..]);
+        }
+    }
+    let mut e = MmFreeEngine::new(&w).unwrap();
+    for &t in &texts[1] {
+        e.step(t).unwrap();
+    }
+    assert_eq!(streams[1].state(), e.state());
+    // A bad token id or a length mismatch is an error, and the streams stay as they were.
+    let before = streams[1].logits().to_vec();
+    let err = packed
+        .step_batch(&mut [&mut streams[1]], &[50])
+        .unwrap_err();
+    assert!(err.to_string().contains("50"), "{err}");
+    let err = packed
+        .step_batch(&mut [&mut streams[1]], &[1, 2])
+        .unwrap_err();
+    assert!(err.to_string().contains("1 streams but 2 tokens"), "{err}");
+    assert_eq!(streams[1].logits(), &before[..]);
+}

@@ -13,7 +13,7 @@ impl TernaryMatrix {
     ///
     /// # Panics
     /// If an `xs[s].len() != cols` or `ys.len() != xs.len() * rows`.
-    pub fn gemv_batch(&self, xs: &[QuantizedActivations], ys: &mut [i32]) {
+    pub fn gemv_batch(&self, xs: &[&QuantizedActivations], ys: &mut [i32]) {
         self.gemv_batch_with(Kernel::detect(), xs, ys)
     }
 
@@ -22,7 +22,7 @@ impl TernaryMatrix {
     ///
     /// # Panics
     /// As [`gemv_batch`](Self::gemv_batch).
-    pub fn gemv_batch_with(&self, kernel: Kernel, xs: &[QuantizedActivations], ys: &mut [i32]) {
+    pub fn gemv_batch_with(&self, kernel: Kernel, xs: &[&QuantizedActivations], ys: &mut [i32]) {
         let n = xs.len();
         assert!(xs.iter().all(|x| x.len() == self.cols), "gemv input length");
         assert_eq!(ys.len(), n * self.rows, "gemv output length");

@@ -286,7 +286,8 @@ fn batched_gemv_equals_the_reference_for_every_vector() {
                     .build()
                     .unwrap();
                 let mut got = vec![i32::MIN; n * rows];
-                pool.install(|| m.gemv_batch_with(kernel, &xs, &mut got));
+                let refs: Vec<&QuantizedActivations> = xs.iter().collect();
+                pool.install(|| m.gemv_batch_with(kernel, &refs, &mut got));
                 assert_eq!(
                     got,
                     want,

@@ -19,11 +19,13 @@
 //! does not grow with the context; [`Decoder::state`] and [`Decoder::set_state`] snapshot and
 //! restore it to fork a generation.
 
+mod batch;
 mod float;
 mod math;
 mod packed;
 mod params;
 
+pub use batch::Stream;
 pub use float::{FloatEngine, FloatTernaryMatrix};
 pub use packed::MmFreeEngine;
 pub use params::forget_lower_bounds;
@@ -60,6 +62,13 @@ pub trait BitLinearMatrix: Sync {
     fn scale(&self) -> f32;
     /// `y[r] = Σ_c W_t[r, c] · x_q[c]`, exactly.
     fn gemv(&self, x: &QuantizedActivations, y: &mut [i32]);
+    /// [`gemv`](Self::gemv) for N vectors, `ys` being `[N, rows]`; by default one call each.
+    fn gemv_batch(&self, xs: &[&QuantizedActivations], ys: &mut [i32]) {
+        let rows = ys.len() / xs.len().max(1);
+        for (x, y) in xs.iter().zip(ys.chunks_mut(rows.max(1))) {
+            self.gemv(x, y);
+        }
+    }
 }
 
 /// Per-token buffers of an [`Engine`], allocated once.

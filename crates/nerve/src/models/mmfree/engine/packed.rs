@@ -28,6 +28,10 @@ impl BitLinearMatrix for TernaryMatrix {
     fn gemv(&self, x: &QuantizedActivations, y: &mut [i32]) {
         TernaryMatrix::gemv(self, x, y)
     }
+
+    fn gemv_batch(&self, xs: &[&QuantizedActivations], ys: &mut [i32]) {
+        TernaryMatrix::gemv_batch(self, xs, ys)
+    }
 }
 
 /// The BitLinear matrix shapes of `cfg`, in the order [`tensor_specs`] lists them, which is
