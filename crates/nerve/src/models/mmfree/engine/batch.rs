@@ -1,6 +1,9 @@
 //! Batched decoding: N sequences, each with its own recurrent state, advanced one token each
 //! per step, every BitLinear weight read once per step for all of them
-//! ([`BitLinearMatrix::gemv_batch`]). Sequences may join and leave between steps.
+//! ([`BitLinearMatrix::gemv_batch`]); the float work between the GEMVs runs for the streams
+//! in parallel. Sequences may join and leave between steps.
+
+use rayon::prelude::*;
 
 use super::math::{inv_rms, rms_norm, sigmoid, silu};
 use super::params::Layer;
@@ -145,7 +148,7 @@ impl<M: BitLinearMatrix> Engine<M> {
         let (d, inter, eps) = (m.config.hidden_size, m.config.intermediate(), m.eps);
         let n = streams.len();
         let mut k = vec![[0f32; 3]; n];
-        for (st, k) in streams.iter_mut().zip(&mut k) {
+        streams.par_iter_mut().zip(&mut k).for_each(|(st, k)| {
             let s = &mut st.scratch;
             rms_norm(&s.x, &layer.attn_norm, eps, &mut s.xa);
             let inv = inv_rms(&s.xa, eps);
@@ -155,69 +158,86 @@ impl<M: BitLinearMatrix> Engine<M> {
                 quantize_input(&layer.f, &s.xa, inv, &mut s.xn, a_f),
                 quantize_input(&layer.g, &s.xa, inv, &mut s.xn, a_g),
             ];
-        }
+        });
         let (mut yi, mut yf) = (Vec::new(), Vec::new());
         gemv_all(&layer.i.w, streams, |s| &s.act[0], &mut yi, d);
         gemv_all(&layer.f.w, streams, |s| &s.act[1], &mut yf, d);
         gemv_all(&layer.g.w, streams, |s| &s.act[2], ys, d);
         let mut k_o = vec![0f32; n];
-        for (j, st) in streams.iter_mut().enumerate() {
-            let [k_i, k_f, k_g] = k[j];
-            let (acc_i, acc_f, acc_g) = (&yi[j * d..][..d], &yf[j * d..][..d], &ys[j * d..][..d]);
-            let Stream { state, scratch: s } = &mut **st;
-            let h = &mut state[l];
-            let gates = h.iter_mut().zip(acc_i).zip(acc_f);
-            match &layer.gamma {
-                Some(gamma) => {
-                    for (((h, &i), &f), &gamma) in gates.zip(gamma) {
-                        let f = gamma + (1.0 - gamma) * sigmoid(f as f32 * k_f);
-                        *h = f * *h + silu(i as f32 * k_i) * (1.0 - f);
+        let acc = &ys[..];
+        streams
+            .par_iter_mut()
+            .zip(&mut k_o)
+            .enumerate()
+            .for_each(|(j, (st, k_o))| {
+                let [k_i, k_f, k_g] = k[j];
+                let (acc_i, acc_f, acc_g) =
+                    (&yi[j * d..][..d], &yf[j * d..][..d], &acc[j * d..][..d]);
+                let Stream { state, scratch: s } = &mut **st;
+                let h = &mut state[l];
+                let gates = h.iter_mut().zip(acc_i).zip(acc_f);
+                match &layer.gamma {
+                    Some(gamma) => {
+                        for (((h, &i), &f), &gamma) in gates.zip(gamma) {
+                            let f = gamma + (1.0 - gamma) * sigmoid(f as f32 * k_f);
+                            *h = f * *h + silu(i as f32 * k_i) * (1.0 - f);
+                        }
+                    }
+                    None => {
+                        for ((h, &i), &f) in gates {
+                            let f = sigmoid(f as f32 * k_f);
+                            *h = f * *h + silu(i as f32 * k_i) * (1.0 - f);
+                        }
                     }
                 }
-                None => {
-                    for ((h, &i), &f) in gates {
-                        let f = sigmoid(f as f32 * k_f);
-                        *h = f * *h + silu(i as f32 * k_i) * (1.0 - f);
-                    }
+                for (g, &a) in s.g.iter_mut().zip(acc_g) {
+                    *g = a as f32 * k_g;
                 }
-            }
-            for (g, &a) in s.g.iter_mut().zip(acc_g) {
-                *g = a as f32 * k_g;
-            }
-            rms_norm(&s.g, &layer.g_norm, eps, &mut s.o_in);
-            for (o, h) in s.o_in.iter_mut().zip(h.iter()) {
-                *o *= silu(*h);
-            }
-            let inv = inv_rms(&s.o_in, eps);
-            k_o[j] = quantize_input(&layer.o, &s.o_in, inv, &mut s.xn, &mut s.act[0]);
-        }
+                rms_norm(&s.g, &layer.g_norm, eps, &mut s.o_in);
+                for (o, h) in s.o_in.iter_mut().zip(h.iter()) {
+                    *o *= silu(*h);
+                }
+                let inv = inv_rms(&s.o_in, eps);
+                *k_o = quantize_input(&layer.o, &s.o_in, inv, &mut s.xn, &mut s.act[0]);
+            });
         gemv_all(&layer.o.w, streams, |s| &s.act[0], ys, d);
         let mut k_gate = vec![0f32; n];
-        for (j, st) in streams.iter_mut().enumerate() {
-            let s = &mut st.scratch;
-            for (x, a) in s.x.iter_mut().zip(&ys[j * d..][..d]) {
-                *x += *a as f32 * k_o[j];
-            }
-            rms_norm(&s.x, &layer.mlp_norm, eps, &mut s.xa);
-            let inv = inv_rms(&s.xa, eps);
-            k_gate[j] = quantize_input(&layer.gate, &s.xa, inv, &mut s.xn, &mut s.act[0]);
-        }
+        let acc = &ys[..];
+        streams
+            .par_iter_mut()
+            .zip(&mut k_gate)
+            .enumerate()
+            .for_each(|(j, (st, k_gate))| {
+                let s = &mut st.scratch;
+                for (x, a) in s.x.iter_mut().zip(&acc[j * d..][..d]) {
+                    *x += *a as f32 * k_o[j];
+                }
+                rms_norm(&s.x, &layer.mlp_norm, eps, &mut s.xa);
+                let inv = inv_rms(&s.xa, eps);
+                *k_gate = quantize_input(&layer.gate, &s.xa, inv, &mut s.xn, &mut s.act[0]);
+            });
         gemv_all(&layer.gate.w, streams, |s| &s.act[0], ys, 2 * inter);
         let mut k_down = vec![0f32; n];
-        for (j, st) in streams.iter_mut().enumerate() {
-            let s = &mut st.scratch;
-            let (a, b) = ys[j * 2 * inter..][..2 * inter].split_at(inter);
-            for ((out, a), b) in s.glu.iter_mut().zip(a).zip(b) {
-                *out = silu(*a as f32 * k_gate[j]) * (*b as f32 * k_gate[j]);
-            }
-            let inv = inv_rms(&s.glu, eps);
-            k_down[j] = quantize_input(&layer.down, &s.glu, inv, &mut s.xn, &mut s.act_down);
-        }
+        let acc = &ys[..];
+        streams
+            .par_iter_mut()
+            .zip(&mut k_down)
+            .enumerate()
+            .for_each(|(j, (st, k_down))| {
+                let s = &mut st.scratch;
+                let (a, b) = acc[j * 2 * inter..][..2 * inter].split_at(inter);
+                for ((out, a), b) in s.glu.iter_mut().zip(a).zip(b) {
+                    *out = silu(*a as f32 * k_gate[j]) * (*b as f32 * k_gate[j]);
+                }
+                let inv = inv_rms(&s.glu, eps);
+                *k_down = quantize_input(&layer.down, &s.glu, inv, &mut s.xn, &mut s.act_down);
+            });
         gemv_all(&layer.down.w, streams, |s| &s.act_down, ys, d);
-        for (j, st) in streams.iter_mut().enumerate() {
-            for (x, a) in st.scratch.x.iter_mut().zip(&ys[j * d..][..d]) {
+        let acc = &ys[..];
+        streams.par_iter_mut().enumerate().for_each(|(j, st)| {
+            for (x, a) in st.scratch.x.iter_mut().zip(&acc[j * d..][..d]) {
                 *x += *a as f32 * k_down[j];
             }
-        }
+        });
     }
 }
