@@ -229,10 +229,9 @@ fn gemv_stream(cfg: &MmFreeConfig, threads: &[usize], timed: usize) {
     gemv_batched(&mats, d, i, threads, timed);
 }
 
-/// Decoding N sequences together (`MmFreeEngine::step_batch`: one weight pass per step for
-/// all of them): median time per step and aggregate tokens per second against N = 1.
-fn decode_batched(engine: &MmFreeEngine, threads: &[usize], timed: usize) {
-    let sizes: Vec<usize> = std::env::var("NERVE_BENCH_BATCH")
+/// The batch sizes N to time: `NERVE_BENCH_BATCH` (comma-separated), else 1, 2, 4, 8, 16.
+fn batch_sizes() -> Vec<usize> {
+    std::env::var("NERVE_BENCH_BATCH")
         .ok()
         .map(|v| {
             v.split(',')
@@ -241,7 +240,26 @@ fn decode_batched(engine: &MmFreeEngine, threads: &[usize], timed: usize) {
                 .collect()
         })
         .filter(|v: &Vec<usize>| !v.is_empty())
-        .unwrap_or_else(|| vec![1, 2, 4, 8, 16]);
+        .unwrap_or_else(|| vec![1, 2, 4, 8, 16])
+}
+
+/// Prints one row of a batched table: median time per step, N per second, and the ratio to
+/// the first N of the thread count (`base`, set by the first row).
+fn batch_row(threads: usize, n: usize, times: &mut [Duration], base: &mut Option<f64>) {
+    let med = median(times);
+    let rate = n as f64 / med.as_secs_f64();
+    let base = *base.get_or_insert(rate);
+    println!(
+        "{threads:>8} {n:>4} {:>10.3} {rate:>12.1} {:>9.2}x",
+        med.as_secs_f64() * 1e3,
+        rate / base
+    );
+}
+
+/// Decoding N sequences together (`MmFreeEngine::step_batch`: one weight pass per step for
+/// all of them): median time per step and aggregate tokens per second against N = 1.
+fn decode_batched(engine: &MmFreeEngine, threads: &[usize], timed: usize) {
+    let sizes = batch_sizes();
     let vocab = engine.config().vocab_size;
     println!("\nBatched decode (step_batch), aggregate over N streams:");
     println!(
@@ -267,14 +285,7 @@ fn decode_batched(engine: &MmFreeEngine, threads: &[usize], timed: usize) {
                     .skip(2)
                     .collect()
             });
-            let med = median(&mut times);
-            let rate = n as f64 / med.as_secs_f64();
-            let base = *base.get_or_insert(rate);
-            println!(
-                "{t:>8} {n:>4} {:>10.3} {rate:>12.1} {:>9.2}x",
-                med.as_secs_f64() * 1e3,
-                rate / base
-            );
+            batch_row(t, n, &mut times, &mut base);
         }
     }
 }
@@ -283,16 +294,7 @@ fn decode_batched(engine: &MmFreeEngine, threads: &[usize], timed: usize) {
 /// memory for all N), as N decoding streams would run them: time per step and aggregate
 /// steps per second against N = 1.
 fn gemv_batched(mats: &[TernaryMatrix], d: usize, i: usize, threads: &[usize], timed: usize) {
-    let sizes: Vec<usize> = std::env::var("NERVE_BENCH_BATCH")
-        .ok()
-        .map(|v| {
-            v.split(',')
-                .filter_map(|t| t.trim().parse().ok())
-                .filter(|&n| n > 0)
-                .collect()
-        })
-        .filter(|v: &Vec<usize>| !v.is_empty())
-        .unwrap_or_else(|| vec![1, 2, 4, 8, 16]);
+    let sizes = batch_sizes();
     let vectors = |len: usize, n: usize| -> Vec<QuantizedActivations> {
         (0..n)
             .map(|s| {
@@ -330,14 +332,7 @@ fn gemv_batched(mats: &[TernaryMatrix], d: usize, i: usize, threads: &[usize], t
                     .skip(2)
                     .collect()
             });
-            let med = median(&mut times);
-            let rate = n as f64 / med.as_secs_f64();
-            let base = *base.get_or_insert(rate);
-            println!(
-                "{t:>8} {n:>4} {:>10.3} {rate:>12.1} {:>9.2}x",
-                med.as_secs_f64() * 1e3,
-                rate / base
-            );
+            batch_row(t, n, &mut times, &mut base);
         }
     }
 }

@@ -130,6 +130,20 @@ pub struct LmEval {
     pub tokens: usize,
 }
 
+impl LmEval {
+    /// The scores of `count` tokens whose cross-entropies sum to `nats`, each token standing
+    /// for `chars_per_token` characters of the text.
+    fn from_nats(nats: f64, count: usize, chars_per_token: f64) -> Self {
+        LmEval {
+            nats_per_token: nats / count as f64,
+            bits_per_char: nats
+                / std::f64::consts::LN_2
+                / (count as f64 * chars_per_token).max(1.0),
+            tokens: count,
+        }
+    }
+}
+
 /// Progress reports of [`train_lm`].
 #[derive(Debug, Clone)]
 pub enum LmEvent {
@@ -399,11 +413,7 @@ pub fn evaluate_tokens(
         let mask = Tensor::<2>::from_data(TensorData::new(mask, [rows, window]), device);
         nats += masked_nats(logits, token_tensor(&y, rows, window, device), mask)?;
     }
-    Ok(LmEval {
-        nats_per_token: nats / count as f64,
-        bits_per_char: nats / std::f64::consts::LN_2 / (count as f64 * chars_per_token).max(1.0),
-        tokens: count,
-    })
+    Ok(LmEval::from_nats(nats, count, chars_per_token))
 }
 
 /// Scores `tokens` in disjoint windows of `window` tokens, every position of each from a fresh
@@ -448,11 +458,7 @@ pub fn evaluate_disjoint(
         count += rows * len;
     }
     let chars_per_token = chars as f64 / tokens.len() as f64;
-    Ok(LmEval {
-        nats_per_token: nats / count as f64,
-        bits_per_char: nats / std::f64::consts::LN_2 / (count as f64 * chars_per_token).max(1.0),
-        tokens: count,
-    })
+    Ok(LmEval::from_nats(nats, count, chars_per_token))
 }
 
 fn masked_nats(logits: Tensor<3>, targets: Tensor<2, Int>, mask: Tensor<2>) -> Result<f64> {

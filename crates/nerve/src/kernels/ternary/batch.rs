@@ -29,11 +29,7 @@ impl TernaryMatrix {
         if n == 0 {
             return;
         }
-        let kernel = if kernel.is_supported() {
-            kernel
-        } else {
-            Kernel::Scalar
-        };
+        let kernel = kernel.or_scalar();
         let tables: Vec<_> = xs.iter().map(|x| Self::kernel_tables(kernel, x)).collect();
         let tables: Vec<&[Line]> = tables.iter().map(|t| &t[..]).collect();
         let threads = rayon::current_num_threads();

@@ -178,6 +178,15 @@ impl Kernel {
         }
     }
 
+    /// This kernel if the CPU supports it, else [`Kernel::Scalar`].
+    pub fn or_scalar(self) -> Kernel {
+        if self.is_supported() {
+            self
+        } else {
+            Kernel::Scalar
+        }
+    }
+
     /// Every kernel this CPU supports, slowest first.
     pub fn available() -> Vec<Kernel> {
         Self::ALL.into_iter().filter(|k| k.is_supported()).collect()
@@ -299,11 +308,7 @@ impl TernaryMatrix {
     pub fn gemv_with(&self, kernel: Kernel, x: &QuantizedActivations, y: &mut [i32]) {
         assert_eq!(x.len(), self.cols, "gemv input length");
         assert_eq!(y.len(), self.rows, "gemv output length");
-        let kernel = if kernel.is_supported() {
-            kernel
-        } else {
-            Kernel::Scalar
-        };
+        let kernel = kernel.or_scalar();
         let threads = rayon::current_num_threads();
         let weights_per_band = BAND_ROWS * self.words * WORD_COLS;
         let min_bands = MIN_TASK_WEIGHTS.div_ceil(weights_per_band.max(1));

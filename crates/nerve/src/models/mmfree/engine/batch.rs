@@ -5,9 +5,8 @@
 
 use rayon::prelude::*;
 
-use super::math::{inv_rms, rms_norm, sigmoid, silu};
 use super::params::Layer;
-use super::{quantize_input, BitLinearMatrix, Engine, Scratch};
+use super::{add_scaled, mlgru_update, scale_into, BitLinearMatrix, Engine, Scratch};
 use crate::error::{Error, Result};
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::ternary::Kernel;
@@ -102,7 +101,7 @@ impl<M: BitLinearMatrix> Engine<M> {
             .map(|&t| self.model.check_token(t))
             .collect::<Result<Vec<usize>>>()?;
         let m = &self.model;
-        let (d, eps) = (m.config.hidden_size, m.eps);
+        let d = m.config.hidden_size;
         for (s, &t) in streams.iter_mut().zip(&ids) {
             s.scratch
                 .x
@@ -113,29 +112,16 @@ impl<M: BitLinearMatrix> Engine<M> {
             self.layer_batch(l, layer, streams, &mut ys);
         }
         let v = m.config.vocab_size;
-        let mut k_head = Vec::with_capacity(streams.len());
-        for st in streams.iter_mut() {
-            let s = &mut st.scratch;
-            rms_norm(&s.x, &m.norm, eps, &mut s.xa);
-            let inv = inv_rms(&s.xa, eps);
-            k_head.push(quantize_input(
-                &m.lm_head,
-                &s.xa,
-                inv,
-                &mut s.xn,
-                &mut s.act[0],
-            ));
-        }
+        let k_head = per_stream(streams, |_, st| st.scratch.head_input(m));
         gemv_all(&m.lm_head.w, streams, |s| &s.act[0], &mut ys, v);
-        for ((st, k), y) in streams.iter_mut().zip(k_head).zip(ys.chunks(v)) {
-            for (l, a) in st.scratch.logits.iter_mut().zip(y) {
-                *l = *a as f32 * k;
-            }
-        }
+        per_stream(streams, |j, st| {
+            scale_into(&mut st.scratch.logits, &ys[j * v..][..v], k_head[j])
+        });
         Ok(())
     }
 
-    /// One layer for every stream, in the order of [`step`](Self::step)'s loop.
+    /// One layer for every stream, in the order of [`step`](Self::step)'s loop, each stretch
+    /// of float work run for the streams in parallel.
     #[inline(always)]
     fn layer_batch(
         &self,
@@ -146,98 +132,49 @@ impl<M: BitLinearMatrix> Engine<M> {
     ) {
         let m = &self.model;
         let (d, inter, eps) = (m.config.hidden_size, m.config.intermediate(), m.eps);
-        let n = streams.len();
-        let mut k = vec![[0f32; 3]; n];
-        streams.par_iter_mut().zip(&mut k).for_each(|(st, k)| {
-            let s = &mut st.scratch;
-            rms_norm(&s.x, &layer.attn_norm, eps, &mut s.xa);
-            let inv = inv_rms(&s.xa, eps);
-            let [a_i, a_f, a_g] = &mut s.act;
-            *k = [
-                quantize_input(&layer.i, &s.xa, inv, &mut s.xn, a_i),
-                quantize_input(&layer.f, &s.xa, inv, &mut s.xn, a_f),
-                quantize_input(&layer.g, &s.xa, inv, &mut s.xn, a_g),
-            ];
-        });
+        let k = per_stream(streams, |_, st| st.scratch.mixer_inputs(layer, eps));
         let (mut yi, mut yf) = (Vec::new(), Vec::new());
         gemv_all(&layer.i.w, streams, |s| &s.act[0], &mut yi, d);
         gemv_all(&layer.f.w, streams, |s| &s.act[1], &mut yf, d);
         gemv_all(&layer.g.w, streams, |s| &s.act[2], ys, d);
-        let mut k_o = vec![0f32; n];
-        let acc = &ys[..];
-        streams
-            .par_iter_mut()
-            .zip(&mut k_o)
-            .enumerate()
-            .for_each(|(j, (st, k_o))| {
-                let [k_i, k_f, k_g] = k[j];
-                let (acc_i, acc_f, acc_g) =
-                    (&yi[j * d..][..d], &yf[j * d..][..d], &acc[j * d..][..d]);
-                let Stream { state, scratch: s } = &mut **st;
-                let h = &mut state[l];
-                let gates = h.iter_mut().zip(acc_i).zip(acc_f);
-                match &layer.gamma {
-                    Some(gamma) => {
-                        for (((h, &i), &f), &gamma) in gates.zip(gamma) {
-                            let f = gamma + (1.0 - gamma) * sigmoid(f as f32 * k_f);
-                            *h = f * *h + silu(i as f32 * k_i) * (1.0 - f);
-                        }
-                    }
-                    None => {
-                        for ((h, &i), &f) in gates {
-                            let f = sigmoid(f as f32 * k_f);
-                            *h = f * *h + silu(i as f32 * k_i) * (1.0 - f);
-                        }
-                    }
-                }
-                for (g, &a) in s.g.iter_mut().zip(acc_g) {
-                    *g = a as f32 * k_g;
-                }
-                rms_norm(&s.g, &layer.g_norm, eps, &mut s.o_in);
-                for (o, h) in s.o_in.iter_mut().zip(h.iter()) {
-                    *o *= silu(*h);
-                }
-                let inv = inv_rms(&s.o_in, eps);
-                *k_o = quantize_input(&layer.o, &s.o_in, inv, &mut s.xn, &mut s.act[0]);
-            });
+        let k_o = per_stream(streams, |j, st| {
+            let [k_i, k_f, k_g] = k[j];
+            let Stream { state, scratch } = st;
+            let h = &mut state[l];
+            mlgru_update(
+                h,
+                &yi[j * d..][..d],
+                &yf[j * d..][..d],
+                layer.gamma.as_deref(),
+                k_i,
+                k_f,
+            );
+            scratch.output_gate(layer, &ys[j * d..][..d], k_g, h, eps)
+        });
         gemv_all(&layer.o.w, streams, |s| &s.act[0], ys, d);
-        let mut k_gate = vec![0f32; n];
-        let acc = &ys[..];
-        streams
-            .par_iter_mut()
-            .zip(&mut k_gate)
-            .enumerate()
-            .for_each(|(j, (st, k_gate))| {
-                let s = &mut st.scratch;
-                for (x, a) in s.x.iter_mut().zip(&acc[j * d..][..d]) {
-                    *x += *a as f32 * k_o[j];
-                }
-                rms_norm(&s.x, &layer.mlp_norm, eps, &mut s.xa);
-                let inv = inv_rms(&s.xa, eps);
-                *k_gate = quantize_input(&layer.gate, &s.xa, inv, &mut s.xn, &mut s.act[0]);
-            });
+        let k_gate = per_stream(streams, |j, st| {
+            st.scratch.mlp_input(layer, &ys[j * d..][..d], k_o[j], eps)
+        });
         gemv_all(&layer.gate.w, streams, |s| &s.act[0], ys, 2 * inter);
-        let mut k_down = vec![0f32; n];
-        let acc = &ys[..];
-        streams
-            .par_iter_mut()
-            .zip(&mut k_down)
-            .enumerate()
-            .for_each(|(j, (st, k_down))| {
-                let s = &mut st.scratch;
-                let (a, b) = acc[j * 2 * inter..][..2 * inter].split_at(inter);
-                for ((out, a), b) in s.glu.iter_mut().zip(a).zip(b) {
-                    *out = silu(*a as f32 * k_gate[j]) * (*b as f32 * k_gate[j]);
-                }
-                let inv = inv_rms(&s.glu, eps);
-                *k_down = quantize_input(&layer.down, &s.glu, inv, &mut s.xn, &mut s.act_down);
-            });
+        let k_down = per_stream(streams, |j, st| {
+            st.scratch
+                .glu_input(layer, &ys[j * 2 * inter..][..2 * inter], k_gate[j], eps)
+        });
         gemv_all(&layer.down.w, streams, |s| &s.act_down, ys, d);
-        let acc = &ys[..];
-        streams.par_iter_mut().enumerate().for_each(|(j, st)| {
-            for (x, a) in st.scratch.x.iter_mut().zip(&acc[j * d..][..d]) {
-                *x += *a as f32 * k_down[j];
-            }
+        per_stream(streams, |j, st| {
+            add_scaled(&mut st.scratch.x, &ys[j * d..][..d], k_down[j])
         });
     }
+}
+
+/// Runs `f(j, stream)` for every stream in parallel; returns the results in stream order.
+fn per_stream<T: Send>(
+    streams: &mut [&mut Stream],
+    f: impl Fn(usize, &mut Stream) -> T + Sync,
+) -> Vec<T> {
+    streams
+        .par_iter_mut()
+        .enumerate()
+        .map(|(j, st)| f(j, st))
+        .collect()
 }

@@ -31,7 +31,7 @@ pub use packed::MmFreeEngine;
 pub use params::forget_lower_bounds;
 
 use math::{inv_rms, rms_norm, scale_by, sigmoid, silu};
-use params::{copy_state, Linear, Model};
+use params::{copy_state, Layer, Linear, Model};
 
 use super::config::MmFreeConfig;
 use crate::error::Result;
@@ -130,6 +130,138 @@ fn quantize_input<M: BitLinearMatrix>(
     1.0 / (s * lin.w.scale())
 }
 
+/// The float work between a layer's GEMVs, one function per stretch, shared by
+/// [`Engine::step`] and [`Engine::step_batch`] so that both compute exactly the same thing.
+impl Scratch {
+    /// Token mixer input: `xa = RMSNorm(x)`, quantised for the i, f and g projections (which
+    /// differ only in their norm weights); returns their factors.
+    #[inline(always)]
+    fn mixer_inputs<M: BitLinearMatrix>(&mut self, layer: &Layer<M>, eps: f32) -> [f32; 3] {
+        rms_norm(&self.x, &layer.attn_norm, eps, &mut self.xa);
+        let inv = inv_rms(&self.xa, eps);
+        let [a_i, a_f, a_g] = &mut self.act;
+        [
+            quantize_input(&layer.i, &self.xa, inv, &mut self.xn, a_i),
+            quantize_input(&layer.f, &self.xa, inv, &mut self.xn, a_f),
+            quantize_input(&layer.g, &self.xa, inv, &mut self.xn, a_g),
+        ]
+    }
+
+    /// Output gate: `o_in = RMSNorm(g) ⊙ silu(h)` from the g projection `acc_g`, quantised for
+    /// the o projection into `act[0]`; returns its factor.
+    #[inline(always)]
+    fn output_gate<M: BitLinearMatrix>(
+        &mut self,
+        layer: &Layer<M>,
+        acc_g: &[i32],
+        k_g: f32,
+        h: &[f32],
+        eps: f32,
+    ) -> f32 {
+        for (g, &a) in self.g.iter_mut().zip(acc_g) {
+            *g = a as f32 * k_g;
+        }
+        rms_norm(&self.g, &layer.g_norm, eps, &mut self.o_in);
+        for (o, h) in self.o_in.iter_mut().zip(h) {
+            *o *= silu(*h);
+        }
+        let inv = inv_rms(&self.o_in, eps);
+        quantize_input(&layer.o, &self.o_in, inv, &mut self.xn, &mut self.act[0])
+    }
+
+    /// Adds the o projection to the residual stream, then the channel mixer's input: RMSNorm,
+    /// quantised for the gate/up projection into `act[0]`; returns its factor.
+    #[inline(always)]
+    fn mlp_input<M: BitLinearMatrix>(
+        &mut self,
+        layer: &Layer<M>,
+        acc_o: &[i32],
+        k_o: f32,
+        eps: f32,
+    ) -> f32 {
+        add_scaled(&mut self.x, acc_o, k_o);
+        rms_norm(&self.x, &layer.mlp_norm, eps, &mut self.xa);
+        let inv = inv_rms(&self.xa, eps);
+        quantize_input(&layer.gate, &self.xa, inv, &mut self.xn, &mut self.act[0])
+    }
+
+    /// GLU of the gate/up projection `acc` (`[2 · inter]`), quantised for the down projection
+    /// into `act_down`; returns its factor.
+    #[inline(always)]
+    fn glu_input<M: BitLinearMatrix>(
+        &mut self,
+        layer: &Layer<M>,
+        acc: &[i32],
+        k_gate: f32,
+        eps: f32,
+    ) -> f32 {
+        let (a, b) = acc.split_at(acc.len() / 2);
+        for ((out, a), b) in self.glu.iter_mut().zip(a).zip(b) {
+            *out = silu(*a as f32 * k_gate) * (*b as f32 * k_gate);
+        }
+        let inv = inv_rms(&self.glu, eps);
+        quantize_input(
+            &layer.down,
+            &self.glu,
+            inv,
+            &mut self.xn,
+            &mut self.act_down,
+        )
+    }
+
+    /// Final norm, quantised for the LM head into `act[0]`; returns its factor.
+    #[inline(always)]
+    fn head_input<M: BitLinearMatrix>(&mut self, m: &Model<M>) -> f32 {
+        rms_norm(&self.x, &m.norm, m.eps, &mut self.xa);
+        let inv = inv_rms(&self.xa, m.eps);
+        quantize_input(&m.lm_head, &self.xa, inv, &mut self.xn, &mut self.act[0])
+    }
+}
+
+/// The MLGRU recurrence `h ← f ⊙ h + (1 − f) ⊙ silu(i)`, the forget gate lower-bounded by γ
+/// where the layer has one. Zipped slices and one loop per case, so that the loops vectorise.
+#[inline(always)]
+fn mlgru_update(
+    h: &mut [f32],
+    acc_i: &[i32],
+    acc_f: &[i32],
+    gamma: Option<&[f32]>,
+    k_i: f32,
+    k_f: f32,
+) {
+    let gates = h.iter_mut().zip(acc_i).zip(acc_f);
+    match gamma {
+        Some(gamma) => {
+            for (((h, &i), &f), &gamma) in gates.zip(gamma) {
+                let f = gamma + (1.0 - gamma) * sigmoid(f as f32 * k_f);
+                *h = f * *h + silu(i as f32 * k_i) * (1.0 - f);
+            }
+        }
+        None => {
+            for ((h, &i), &f) in gates {
+                let f = sigmoid(f as f32 * k_f);
+                *h = f * *h + silu(i as f32 * k_i) * (1.0 - f);
+            }
+        }
+    }
+}
+
+/// `x += acc · k`: a projection's output added to the residual stream.
+#[inline(always)]
+fn add_scaled(x: &mut [f32], acc: &[i32], k: f32) {
+    for (x, a) in x.iter_mut().zip(acc) {
+        *x += *a as f32 * k;
+    }
+}
+
+/// `out = acc · k`.
+#[inline(always)]
+fn scale_into(out: &mut [f32], acc: &[i32], k: f32) {
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = *a as f32 * k;
+    }
+}
+
 /// Token-by-token decoding of an HGRNBit model whose BitLinear matrices are `M` (see the
 /// [module docs](self)).
 #[derive(Debug, Clone)]
@@ -221,6 +353,8 @@ impl<M: BitLinearMatrix> Engine<M> {
         } = self;
         let (d, inter, eps) = (m.config.hidden_size, m.config.intermediate(), m.eps);
         s.x.copy_from_slice(&m.embeddings[t * d..(t + 1) * d]);
+        // The accumulators are taken out so that the scratch methods can borrow the rest.
+        let mut acc = std::mem::take(&mut s.acc);
         for (l, (layer, h)) in m.layers.iter().zip(state.iter_mut()).enumerate() {
             // The packed weights streamed since this layer's vectors were last read (a token
             // ago) have pushed them out of cache; ask for the next layer's now so they arrive
@@ -229,79 +363,34 @@ impl<M: BitLinearMatrix> Engine<M> {
                 next.prefetch_vectors();
             }
             // Token mixer (MLGRU): the i, f and g projections share their input.
-            rms_norm(&s.x, &layer.attn_norm, eps, &mut s.xa);
-            let [a_i, a_f, a_g] = &mut s.act;
-            // The three RMSNorms differ only in their weights.
-            let inv = inv_rms(&s.xa, eps);
-            let k_i = quantize_input(&layer.i, &s.xa, inv, &mut s.xn, a_i);
-            let k_f = quantize_input(&layer.f, &s.xa, inv, &mut s.xn, a_f);
-            let k_g = quantize_input(&layer.g, &s.xa, inv, &mut s.xn, a_g);
+            let [k_i, k_f, k_g] = s.mixer_inputs(layer, eps);
             {
-                let (acc_i, rest) = s.acc.split_at_mut(d);
+                let (acc_i, rest) = acc.split_at_mut(d);
                 let (acc_f, rest) = rest.split_at_mut(d);
                 let acc_g = &mut rest[..d];
-                let (a_i, a_f, a_g) = (&*a_i, &*a_f, &*a_g);
+                let [a_i, a_f, a_g] = &s.act;
                 rayon::join(
                     || layer.i.w.gemv(a_i, acc_i),
                     || rayon::join(|| layer.f.w.gemv(a_f, acc_f), || layer.g.w.gemv(a_g, acc_g)),
                 );
             }
-            // Zipped slices and one loop per case, so that the loops vectorise.
-            let (acc_i, rest) = s.acc.split_at(d);
-            let (acc_f, rest) = rest.split_at(d);
-            let gates = h.iter_mut().zip(acc_i).zip(acc_f);
-            match &layer.gamma {
-                Some(gamma) => {
-                    for (((h, &i), &f), &gamma) in gates.zip(gamma) {
-                        let f = gamma + (1.0 - gamma) * sigmoid(f as f32 * k_f);
-                        *h = f * *h + silu(i as f32 * k_i) * (1.0 - f);
-                    }
-                }
-                None => {
-                    for ((h, &i), &f) in gates {
-                        let f = sigmoid(f as f32 * k_f);
-                        *h = f * *h + silu(i as f32 * k_i) * (1.0 - f);
-                    }
-                }
-            }
-            for (g, &a) in s.g.iter_mut().zip(&rest[..d]) {
-                *g = a as f32 * k_g;
-            }
-            rms_norm(&s.g, &layer.g_norm, eps, &mut s.o_in);
-            for (o, h) in s.o_in.iter_mut().zip(h.iter()) {
-                *o *= silu(*h);
-            }
-            let inv = inv_rms(&s.o_in, eps);
-            let k_o = quantize_input(&layer.o, &s.o_in, inv, &mut s.xn, &mut s.act[0]);
-            layer.o.w.gemv(&s.act[0], &mut s.acc[..d]);
-            for (x, a) in s.x.iter_mut().zip(&s.acc[..d]) {
-                *x += *a as f32 * k_o;
-            }
-
+            let (acc_i, rest) = acc.split_at(d);
+            let (acc_f, acc_g) = rest.split_at(d);
+            mlgru_update(h, acc_i, acc_f, layer.gamma.as_deref(), k_i, k_f);
+            let k_o = s.output_gate(layer, &acc_g[..d], k_g, h, eps);
+            layer.o.w.gemv(&s.act[0], &mut acc[..d]);
             // Channel mixer (GLU).
-            rms_norm(&s.x, &layer.mlp_norm, eps, &mut s.xa);
-            let inv = inv_rms(&s.xa, eps);
-            let k_gate = quantize_input(&layer.gate, &s.xa, inv, &mut s.xn, &mut s.act[0]);
-            layer.gate.w.gemv(&s.act[0], &mut s.acc[..2 * inter]);
-            let (a, b) = s.acc[..2 * inter].split_at(inter);
-            for ((out, a), b) in s.glu.iter_mut().zip(a).zip(b) {
-                *out = silu(*a as f32 * k_gate) * (*b as f32 * k_gate);
-            }
-            let inv = inv_rms(&s.glu, eps);
-            let k_down = quantize_input(&layer.down, &s.glu, inv, &mut s.xn, &mut s.act_down);
-            layer.down.w.gemv(&s.act_down, &mut s.acc[..d]);
-            for (x, a) in s.x.iter_mut().zip(&s.acc[..d]) {
-                *x += *a as f32 * k_down;
-            }
+            let k_gate = s.mlp_input(layer, &acc[..d], k_o, eps);
+            layer.gate.w.gemv(&s.act[0], &mut acc[..2 * inter]);
+            let k_down = s.glu_input(layer, &acc[..2 * inter], k_gate, eps);
+            layer.down.w.gemv(&s.act_down, &mut acc[..d]);
+            add_scaled(&mut s.x, &acc[..d], k_down);
         }
-        rms_norm(&s.x, &m.norm, eps, &mut s.xa);
-        let inv = inv_rms(&s.xa, eps);
-        let k_head = quantize_input(&m.lm_head, &s.xa, inv, &mut s.xn, &mut s.act[0]);
+        let k_head = s.head_input(m);
         let v = m.config.vocab_size;
-        m.lm_head.w.gemv(&s.act[0], &mut s.acc[..v]);
-        for (l, a) in s.logits.iter_mut().zip(&s.acc[..v]) {
-            *l = *a as f32 * k_head;
-        }
+        m.lm_head.w.gemv(&s.act[0], &mut acc[..v]);
+        scale_into(&mut s.logits, &acc[..v], k_head);
+        s.acc = acc;
     }
 }
 
