@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes every file reader (events, IDX, checkpoints, model directories, tokenizers) for a bounded time: ./fuzz/run.sh [SECONDS_PER_TARGET]
+# Fuzzes every file reader (events, IDX, checkpoints, model directories, tokenizers, .pth) and the server's request parser for a bounded time: ./fuzz/run.sh [SECONDS_PER_TARGET]
 # (default 60), one target after another, one libFuzzer job each.
 #
 # Needs a nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). Seeds are written
@@ -10,7 +10,7 @@
 set -uo pipefail
 
 per_target=${1:-60}
-targets=(nmnist prophesee stmnist aedat events_auto idx checkpoint hf_checkpoint tokenizer nq nir openspike_case recipe pth)
+targets=(nmnist prophesee stmnist aedat events_auto idx checkpoint hf_checkpoint tokenizer nq nir openspike_case recipe pth completion_request)
 
 cd "$(dirname "$0")/.." || exit 1
 # Resolve the same dependency versions as the main workspace.

@@ -1,6 +1,6 @@
 //! What the fuzz targets check, and the seed inputs they start from: event files here, IDX
 //! data sets, checkpoints, model directories and tokenizers in [`loaders`], PyTorch `.pth` files
-//! in [`pth`].
+//! in [`pth`], the server's request bodies in [`completion`].
 //!
 //! Every target feeds arbitrary bytes to one reader and requires that it returns (never
 //! panics, never reads out of bounds: cargo-fuzz builds with AddressSanitizer and debug
@@ -11,12 +11,14 @@
 //! and MAT, by hand). Each target's `init` writes them into `fuzz/corpus/<target>/` (the
 //! default corpus directory of `cargo fuzz run`), so nothing binary is committed.
 
+pub mod completion;
 pub mod loaders;
 pub mod pth;
 
 use std::io::Write;
 use std::path::Path;
 
+pub use completion::completion_request;
 pub use loaders::{checkpoint, hf_checkpoint, idx, nir, nq, openspike_case, recipe, tokenizer};
 pub use pth::pth;
 
@@ -223,6 +225,7 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
         "openspike_case" => return loaders::openspike_case_seeds(),
         "recipe" => return loaders::recipe_seeds(),
         "pth" => return pth::pth_seeds(),
+        "completion_request" => return completion::completion_seeds(),
         _ => {}
     }
     if target == "events_auto" {

@@ -1,4 +1,5 @@
-//! `nerve lm train | generate | eval`: the language models.
+//! `nerve lm train | generate | eval`: the language models (`serve` and `load-test` are in
+//! `serve_cmd.rs`).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -31,6 +32,10 @@ pub enum LmCommand {
     Generate(GenerateArgs),
     /// Score a text with a model: nats per token and bits per character.
     Eval(EvalArgs),
+    /// Serve a model over HTTP: OpenAI-style completions, streamed, continuously batched.
+    Serve(crate::serve_cmd::ServeArgs),
+    /// Load-test a completions server: concurrent streaming clients for a fixed time.
+    LoadTest(crate::serve_cmd::LoadTestArgs),
 }
 
 /// Options of `nerve lm train`.
@@ -197,6 +202,8 @@ pub fn run(cmd: LmCommand) -> Result<()> {
         LmCommand::Train(args) => train(*args),
         LmCommand::Generate(args) => generate_cmd(args),
         LmCommand::Eval(args) => eval(args),
+        LmCommand::Serve(args) => crate::serve_cmd::serve(args),
+        LmCommand::LoadTest(args) => crate::serve_cmd::load_test(args),
     }
 }
 

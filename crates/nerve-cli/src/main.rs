@@ -21,6 +21,7 @@ mod recipe_args;
 mod reference_check;
 mod regression_cmd;
 mod retina_cmd;
+mod serve_cmd;
 mod train_cmd;
 mod train_data;
 

@@ -150,6 +150,7 @@ pub mod neurons;
 pub mod quant;
 pub mod retina;
 pub mod rng;
+pub mod serve;
 pub mod snntorch_check;
 pub mod store;
 pub mod surrogate;

@@ -19,6 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["train", "snntorch_check"],
     &["hw"],
     &["viz"],
+    &["serve"],
 ];
 
 /// Longest source file allowed, in lines.

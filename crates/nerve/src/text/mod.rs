@@ -8,4 +8,4 @@ pub mod tokenizer;
 
 pub use corpus::Corpus;
 pub use sample::{Sampler, SamplerConfig};
-pub use tokenizer::Tokenizer;
+pub use tokenizer::{IncrementalDecoder, Tokenizer};

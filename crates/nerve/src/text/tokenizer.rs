@@ -267,6 +267,17 @@ impl Tokenizer {
         }
     }
 
+    /// The token that ends a text, if a Hugging Face tokenizer names one (`<|endoftext|>`,
+    /// `</s>`, `<eos>`, `<|end_of_text|>`); character vocabularies have none.
+    pub fn end_of_text(&self) -> Option<u32> {
+        match self {
+            Tokenizer::Chars { .. } => None,
+            Tokenizer::HuggingFace(tok) => ["<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>"]
+                .iter()
+                .find_map(|t| tok.token_to_id(t)),
+        }
+    }
+
     /// A short description for reports.
     pub fn describe(&self) -> String {
         match self {
@@ -327,11 +338,44 @@ impl Tokenizer {
 }
 
 /// Decodes a growing token sequence and hands out only the new text, so generation can be
-/// printed as it streams even when one character spans several tokens.
+/// streamed even when one character spans several tokens. Each push decodes only the last
+/// couple of tokens (as Hugging Face's text-generation-inference does), not the whole output.
+#[derive(Debug, Clone, Default)]
+pub struct IncrementalDecoder {
+    ids: Vec<u32>,
+    /// Start of the tokens decoded for context (a tokenizer may print a token differently at
+    /// the start of a text).
+    prefix: usize,
+    /// End of the tokens whose text was handed out.
+    read: usize,
+}
+
+impl IncrementalDecoder {
+    /// A decoder for output that follows the prompt (whose tokens are not printed).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one token; returns the text that became final.
+    pub fn push(&mut self, tokenizer: &Tokenizer, id: u32) -> Result<String> {
+        self.ids.push(id);
+        let before = tokenizer.decode(&self.ids[self.prefix..self.read])?;
+        let text = tokenizer.decode(&self.ids[self.prefix..])?;
+        // An incomplete multi-byte character decodes to U+FFFD at the end; wait for the rest.
+        if text.len() <= before.len() || text.ends_with('\u{FFFD}') {
+            return Ok(String::new());
+        }
+        let new = text.get(before.len()..).unwrap_or_default().to_string();
+        self.prefix = self.read;
+        self.read = self.ids.len();
+        Ok(new)
+    }
+}
+
+/// An [`IncrementalDecoder`] bound to its tokenizer.
 pub struct StreamDecoder<'a> {
     tokenizer: &'a Tokenizer,
-    ids: Vec<u32>,
-    printed: usize,
+    inner: IncrementalDecoder,
 }
 
 impl<'a> StreamDecoder<'a> {
@@ -339,22 +383,13 @@ impl<'a> StreamDecoder<'a> {
     pub fn new(tokenizer: &'a Tokenizer) -> Self {
         Self {
             tokenizer,
-            ids: Vec::new(),
-            printed: 0,
+            inner: IncrementalDecoder::new(),
         }
     }
 
     /// Adds one token; returns the text that became final.
     pub fn push(&mut self, id: u32) -> Result<String> {
-        self.ids.push(id);
-        let text = self.tokenizer.decode(&self.ids)?;
-        // An incomplete multi-byte character decodes to U+FFFD at the end; wait for the rest.
-        if text.ends_with('\u{FFFD}') || text.len() < self.printed {
-            return Ok(String::new());
-        }
-        let new = text[self.printed..].to_string();
-        self.printed = text.len();
-        Ok(new)
+        self.inner.push(self.tokenizer, id)
     }
 }
 

@@ -199,3 +199,36 @@ fn pth_mutations_never_panic() {
     });
     assert!(ok >= 1 && err > 1000, "pickle: ok {ok}, err {err}");
 }
+
+#[test]
+fn completion_request_mutations_never_panic() {
+    use nerve::serve::request::{parse_completion, RequestLimits};
+    let limits = RequestLimits {
+        max_tokens: 1000,
+        default_max_tokens: 16,
+    };
+    let seeds: Vec<Vec<u8>> = [
+        r#"{"prompt": "ROMEO:", "max_tokens": 40, "temperature": 0.8, "top_p": 0.9, "top_k": 40, "seed": 1, "stop": ["\n\n", "END"], "stream": true}"#,
+        r#"{"prompt": [1, 2, 3], "max_tokens": 5, "n": 1, "echo": false, "logprobs": null}"#,
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let (ok, err) = no_panic_loop(
+        0x5E7,
+        &seeds,
+        3000,
+        &["request"],
+        |b| match parse_completion(b, &limits) {
+            Ok(req) => {
+                assert!((1..=1000).contains(&req.max_tokens));
+                Ok(())
+            }
+            Err(e) => {
+                assert!(!e.message.contains('\n'), "{}", e.message);
+                Err(nerve::Error::invalid("request", e.message))
+            }
+        },
+    );
+    assert!(ok >= 2 && err > 1000, "ok {ok}, err {err}");
+}
