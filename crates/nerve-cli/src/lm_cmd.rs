@@ -425,7 +425,7 @@ fn generate_cmd(args: GenerateArgs) -> Result<()> {
         prompt.insert(0, b);
     }
     print!("{}", args.prompt);
-    let mut run = || -> Result<(usize, f64)> {
+    let run = || -> Result<(usize, f64)> {
         stream(
             &tokenizer,
             stepper.as_mut(),
@@ -435,14 +435,13 @@ fn generate_cmd(args: GenerateArgs) -> Result<()> {
             eos,
         )
     };
-    let (n, secs) = match args.threads {
-        Some(t) => rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build()
-            .map_err(|e| Error::invalid("threads", e.to_string()))?
-            .install(run)?,
-        None => run()?,
-    };
+    // Decoding runs on a worker of the pool, so its many small parallel sections per token
+    // start as joins rather than as wake-ups from outside the pool.
+    let (n, secs) = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.unwrap_or(0))
+        .build()
+        .map_err(|e| Error::invalid("threads", e.to_string()))?
+        .install(run)?;
     println!();
     eprintln!(
         "{n} tokens in {secs:.2} s ({:.1} tokens/s, prompt included)",

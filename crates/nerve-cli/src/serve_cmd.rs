@@ -119,9 +119,13 @@ pub fn serve(args: ServeArgs) -> Result<()> {
 
 fn print_report(r: &LoadReport) {
     println!("{}\n{}", LoadReport::table_header(), r.table_row());
+    let memory = match r.peak_rss_kib() {
+        0 => "server memory not sampled (give --pid)".to_string(),
+        kib => format!("server peak RSS {:.0} MiB", kib as f64 / 1024.0),
+    };
     println!(
         "{} requests, {} errors, {} tokens in {:.1} s: {:.1} tokens/s; TTFT p50 {:.0} ms, p99 {:.0} ms; \
-         token gap p50 {:.1} ms, p99 {:.1} ms; peak RSS {:.0} MiB",
+         token gap p50 {:.1} ms, p99 {:.1} ms; {memory}",
         r.requests,
         r.errors,
         r.tokens,
@@ -131,11 +135,7 @@ fn print_report(r: &LoadReport) {
         quantile(&r.ttft, 0.99) * 1e3,
         quantile(&r.gaps, 0.5) * 1e3,
         quantile(&r.gaps, 0.99) * 1e3,
-        r.peak_rss_kib() as f64 / 1024.0
     );
-    if let Some(e) = &r.first_error {
-        println!("first error: {e}");
-    }
 }
 
 /// Runs `nerve lm load-test`; fails if any request failed.
@@ -149,7 +149,7 @@ pub fn load_test(args: LoadTestArgs) -> Result<()> {
     if !(args.seconds.is_finite() && args.seconds > 0.0) {
         return Err(Error::invalid("seconds", "must be a positive number"));
     }
-    let report = run_load(&LoadConfig {
+    let mut report = run_load(&LoadConfig {
         addr,
         clients: args.clients,
         duration: Duration::from_secs_f64(args.seconds),
@@ -158,11 +158,20 @@ pub fn load_test(args: LoadTestArgs) -> Result<()> {
         temperature: args.temperature,
         pid: args.pid,
     })?;
+    if args.pid.is_none() {
+        // Without --pid the samples are this client's memory, not the server's.
+        report.rss.clear();
+    }
     print_report(&report);
     if report.errors > 0 {
         return Err(Error::invalid(
             "load test",
-            format!("{} requests failed", report.errors),
+            format!(
+                "{} of {} requests failed; the first: {}",
+                report.errors,
+                report.errors + report.requests,
+                report.first_error.as_deref().unwrap_or("?")
+            ),
         ));
     }
     Ok(())

@@ -431,3 +431,110 @@ fn a_released_spikegpt_directory_scores_at_the_training_models_loss() {
         &["token id", "17 is outside the model's vocabulary of 16"],
     );
 }
+
+/// Waits up to `secs` for `child` to exit.
+fn wait_exit(child: &mut std::process::Child, secs: u64) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed().as_secs() >= secs {
+            let _ = child.kill();
+            panic!("the server did not exit within {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_trained_model_is_served_load_tested_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let s = setup("lm-serve");
+    expect_success(&lm_train(s.path(), "mmfree", "m", &[]));
+    let mut server = Command::new(env!("CARGO_BIN_EXE_nerve"))
+        .args([
+            "lm",
+            "serve",
+            "--model",
+            "m",
+            "--port",
+            "0",
+            "--max-batch",
+            "4",
+        ])
+        .current_dir(s.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    let out = nerve(
+        s.path(),
+        &[
+            "lm",
+            "load-test",
+            "--addr",
+            &addr,
+            "--clients",
+            "8",
+            "--seconds",
+            "1",
+            "--prompt",
+            "Shall",
+            "--max-tokens",
+            "8",
+        ],
+    );
+    let report = expect_success(&out);
+    assert!(report.contains(" 0 errors"), "{report}");
+    assert!(report.contains("| 8 |"), "{report}");
+    // A prompt character the model has never seen is the request's fault, named.
+    let out = nerve(
+        s.path(),
+        &[
+            "lm",
+            "load-test",
+            "--addr",
+            &addr,
+            "--clients",
+            "1",
+            "--seconds",
+            "0.2",
+            "--prompt",
+            "#",
+        ],
+    );
+    expect_error(&out, &["requests failed", "prompt", "'#'"]);
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = wait_exit(&mut server, 30);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+
+    expect_error(
+        &nerve(
+            s.path(),
+            &["lm", "serve", "--model", "m", "--max-batch", "0"],
+        ),
+        &["max-batch"],
+    );
+    expect_error(
+        &nerve(s.path(), &["lm", "serve", "--model", "missing"]),
+        &["missing"],
+    );
+}

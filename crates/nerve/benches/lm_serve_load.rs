@@ -49,7 +49,14 @@ fn main() {
         "370M shape (d={}, L={}, V={}), {clients} clients, {secs} s per run, max_tokens {tokens}",
         config.hidden_size, config.num_hidden_layers, config.vocab_size
     );
-    println!("| max batch {}", &LoadReport::table_header()[1..]);
+    for line in LoadReport::table_header().lines() {
+        let first = if line.starts_with("|-") {
+            "|---"
+        } else {
+            "| max batch "
+        };
+        println!("{first}{}", line.trim_start());
+    }
     for max_batch in batches {
         let engine = MmFreeEngine::random(config.clone(), 0).expect("engine");
         let model = BatchModel {

@@ -153,21 +153,16 @@ impl Server {
             stats: stats.clone(),
             shutdown: shutdown.clone(),
         };
-        let pool = match config.threads {
-            Some(t) => Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(t)
-                    .build()
-                    .map_err(|e| Error::invalid("threads", e.to_string()))?,
-            ),
-            None => None,
-        };
+        // The loop runs on a worker of its own pool: the hundreds of parallel sections of a
+        // step then start as cheap joins, not as wake-ups of a pool from outside it.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads.unwrap_or(0))
+            .thread_name(|i| format!("nerve-decode-{i}"))
+            .build()
+            .map_err(|e| Error::invalid("threads", e.to_string()))?;
         let decoding = std::thread::Builder::new()
             .name("nerve-decode".into())
-            .spawn(move || match pool {
-                Some(pool) => pool.install(|| scheduler.run(job_rx)),
-                None => scheduler.run(job_rx),
-            })
+            .spawn(move || pool.install(|| scheduler.run(job_rx)))
             .map_err(net)?;
         // HTTP work is light next to decoding: two tokio workers are plenty.
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -90,15 +90,25 @@ impl Sampler {
         }
         let t = self.config.temperature;
         let max = logits[argmax] as f64;
-        self.order.clear();
-        self.order.extend(0..logits.len());
-        // Most likely first; ties by id so the order (and the draw) is deterministic.
-        self.order
-            .sort_unstable_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
         let k = match self.config.top_k {
             0 => logits.len(),
             k => k.min(logits.len()),
         };
+        self.order.clear();
+        self.order.extend(0..logits.len());
+        if k < logits.len() || self.config.top_p < 1.0 {
+            // Most likely first; ties by id so the order (and the draw) is deterministic. Only
+            // the k best are sorted: a full sort of a 32,000-token vocabulary per token would
+            // cost more than a batched decoding step.
+            let best_first =
+                |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
+            if k < logits.len() {
+                self.order.select_nth_unstable_by(k - 1, best_first);
+                self.order.truncate(k);
+            }
+            self.order.sort_unstable_by(best_first);
+        }
+        // Without truncation every token is a candidate and ids are drawn in their own order.
         self.probs.clear();
         let mut total = 0.0;
         for &i in &self.order[..k] {

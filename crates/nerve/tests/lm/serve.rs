@@ -336,6 +336,44 @@ fn full_queue_gets_503_with_retry_after_and_clients_that_leave_free_their_stream
 }
 
 #[test]
+fn a_client_that_never_reads_does_not_stall_the_others() {
+    let (dir, _) = mmfree_dir(256, 4);
+    let config = ServeConfig {
+        max_batch: 2,
+        max_tokens: 100_000,
+        ..ServeConfig::default()
+    };
+    let server = start(dir.path(), config);
+    let stats = server.stats();
+    // Its socket buffers fill and stay full; the decoding loop must not wait for it.
+    let silent = send(
+        server.addr(),
+        "POST",
+        "/v1/completions",
+        &completion("to", 100_000, 0.8, 1, true),
+    );
+    wait_for("the silent stream", || stats.active_streams() == 1);
+    let r = request(
+        server.addr(),
+        "POST",
+        "/v1/completions",
+        &completion("be", 300, 0.8, 2, false),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["usage"]["completion_tokens"], 300);
+    assert_eq!(
+        stats.active_streams(),
+        1,
+        "the silent stream is still being decoded"
+    );
+    drop(silent);
+    wait_for("the silent stream to be freed", || {
+        stats.active_streams() == 0
+    });
+    server.shutdown().unwrap();
+}
+
+#[test]
 fn shutdown_finishes_running_streams_within_the_grace_time_and_cancels_after_it() {
     let (dir, _) = mmfree_dir(256, 4);
     for (grace, finishes) in [(Duration::from_secs(60), true), (Duration::ZERO, false)] {
