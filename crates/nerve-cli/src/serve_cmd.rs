@@ -72,6 +72,9 @@ pub struct LoadTestArgs {
     /// Process id of the server, to sample its resident memory (same machine only).
     #[arg(long)]
     pid: Option<u32>,
+    /// Also draw throughput, time to first token and the server's memory over the run (PNG).
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 /// Runs `nerve lm serve` until SIGTERM or Ctrl-C.
@@ -163,6 +166,10 @@ pub fn load_test(args: LoadTestArgs) -> Result<()> {
         report.rss.clear();
     }
     print_report(&report);
+    if let Some(path) = &args.plot {
+        report.write_plot(path)?;
+        println!("wrote {}", path.display());
+    }
     if report.errors > 0 {
         return Err(Error::invalid(
             "load test",

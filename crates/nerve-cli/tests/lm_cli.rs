@@ -493,9 +493,12 @@ fn a_trained_model_is_served_load_tested_and_stops_on_sigterm() {
             "Shall",
             "--max-tokens",
             "8",
+            "--plot",
+            "load.png",
         ],
     );
     let report = expect_success(&out);
+    assert!(read(&s.join("load.png")).starts_with(b"\x89PNG"));
     assert!(report.contains(" 0 errors"), "{report}");
     assert!(report.contains("| 8 |"), "{report}");
     // A prompt character the model has never seen is the request's fault, named.

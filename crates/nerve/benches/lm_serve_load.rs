@@ -8,7 +8,9 @@
 //! - `NERVE_BENCH_LOAD_BATCH` comma-separated `--max-batch` values (default `1,8,16`);
 //! - `NERVE_BENCH_LOAD_TOKENS` `max_tokens` per request (default 64).
 //!
-//! Resident memory is this process's (server and clients; the clients' share is small).
+//! Resident memory is this process's (server and clients; the clients' share is small). Each
+//! run's throughput, time to first token and memory over time are drawn to
+//! `target/tmp/lm_serve_load-batchN.png`.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -85,6 +87,13 @@ fn main() {
         })
         .expect("load run");
         println!("| {max_batch} {}", report.table_row());
+        let plot = format!(
+            "{}/lm_serve_load-batch{max_batch}.png",
+            env!("CARGO_TARGET_TMPDIR")
+        );
+        report
+            .write_plot(std::path::Path::new(&plot))
+            .expect("plot");
         if let Some(e) = &report.first_error {
             println!("  first error: {e}");
         }

@@ -6,6 +6,7 @@
 //!
 //! - `NERVE_BENCH_TOKENS` timed tokens per thread count (default 64), `NERVE_BENCH_WARMUP`
 //!   untimed tokens before them (default 8);
+//! - `NERVE_BENCH_PROMPT` prompt length of the prompt-reading table (default 256);
 //! - `NERVE_BENCH_LAYERS` number of blocks (default 24, the published 370M model);
 //! - `NERVE_BENCH_THREADS` comma-separated thread counts (default `1,2`);
 //! - `NERVE_BENCH_BW_MIB` size of the bandwidth buffers in MiB (default 1024),
@@ -290,6 +291,50 @@ fn decode_batched(engine: &MmFreeEngine, threads: &[usize], timed: usize) {
     }
 }
 
+/// Reading a prompt: `prefill` (16 tokens per weight pass, the LM head once) against
+/// `step_batch` one token at a time, prompt tokens per second.
+fn prompt_reading(engine: &MmFreeEngine, threads: &[usize]) {
+    let len = env_usize("NERVE_BENCH_PROMPT", 256).max(1);
+    let vocab = engine.config().vocab_size;
+    let prompt: Vec<u32> = (0..len).map(|k| ((k * 31 + 1) % vocab) as u32).collect();
+    println!(
+        "
+Reading a prompt of {len} tokens:"
+    );
+    println!(
+        "{:>8} {:>16} {:>16} {:>8}",
+        "threads", "prefill tok/s", "stepwise tok/s", "ratio"
+    );
+    for &t in threads {
+        let (prefill, stepwise) = pool(t).install(|| {
+            let best = |f: &dyn Fn()| {
+                (0..3)
+                    .map(|_| {
+                        let t0 = Instant::now();
+                        f();
+                        t0.elapsed().as_secs_f64()
+                    })
+                    .fold(f64::INFINITY, f64::min)
+            };
+            let prefill = best(&|| {
+                let mut s = engine.new_stream();
+                engine.prefill(&mut s, &prompt).expect("prefill");
+            });
+            let stepwise = best(&|| {
+                let mut s = engine.new_stream();
+                for &tok in &prompt {
+                    engine.step_batch(&mut [&mut s], &[tok]).expect("step");
+                }
+            });
+            (len as f64 / prefill, len as f64 / stepwise)
+        });
+        println!(
+            "{t:>8} {prefill:>16.1} {stepwise:>16.1} {:>7.2}x",
+            prefill / stepwise
+        );
+    }
+}
+
 /// The same GEMVs with N activation vectors per matrix (`gemv_batch`: one weight pass from
 /// memory for all N), as N decoding streams would run them: time per step and aggregate
 /// steps per second against N = 1.
@@ -380,6 +425,7 @@ fn main() {
         gemv_stream(&cfg, &threads, timed);
     }
     decode_batched(&engine, &threads, timed);
+    prompt_reading(&engine, &threads);
 
     // The packed weights live in a mapping advised to use transparent huge pages, so the
     // limit is measured on one too; a plain vector (4 KiB pages) is shown for comparison.

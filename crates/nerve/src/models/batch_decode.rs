@@ -27,6 +27,14 @@ pub trait BatchDecoder: Send {
     fn step(&mut self, slots: &[usize], tokens: &[u32]) -> Result<()>;
     /// The logits after the last token fed to `slot`.
     fn logits(&self, slot: usize) -> &[f32];
+    /// Feeds several tokens to one sequence (a prompt); by default one [`step`](Self::step)
+    /// each, faster where the model can take them together.
+    fn prefill(&mut self, slot: usize, tokens: &[u32]) -> Result<()> {
+        for &t in tokens {
+            self.step(&[slot], &[t])?;
+        }
+        Ok(())
+    }
 }
 
 /// Puts `value` in the first free slot.
@@ -114,6 +122,12 @@ impl<M: BitLinearMatrix + Send> BatchDecoder for EngineBatch<M> {
 
     fn logits(&self, slot: usize) -> &[f32] {
         self.streams[slot].as_ref().map_or(&[], Stream::logits)
+    }
+
+    fn prefill(&mut self, slot: usize, tokens: &[u32]) -> Result<()> {
+        check_slots(&self.streams, &[slot], &[0])?;
+        let stream = self.streams[slot].as_mut().expect("checked open");
+        self.engine.prefill(stream, tokens)
     }
 }
 

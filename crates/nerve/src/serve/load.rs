@@ -3,6 +3,7 @@
 //! delivers (tokens/s) and what it costs (resident memory, sampled over the run).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
+use crate::viz::curves::{panels as panels_png, Panel, Series};
 
 /// What to send and for how long.
 #[derive(Debug, Clone)]
@@ -63,6 +65,9 @@ pub struct LoadReport {
     pub gaps: Vec<f64>,
     /// `(seconds since start, resident KiB)` samples.
     pub rss: Vec<(f64, u64)>,
+    /// Each completed request: `(seconds since start when it ended, tokens, time to first
+    /// token in seconds)`.
+    pub timeline: Vec<(f64, usize, f64)>,
 }
 
 /// The `q`-quantile (0..=1) of `values`, by the nearest rank.
@@ -113,6 +118,45 @@ impl LoadReport {
             a as f64 / 1024.0,
             b as f64 / 1024.0,
         )
+    }
+
+    /// Draws the run over time: tokens/s (per second, counted when requests end), time to
+    /// first token of each request, and resident memory; a PNG at `path`.
+    pub fn write_plot(&self, path: &Path) -> Result<()> {
+        let buckets = (self.seconds.ceil() as usize).max(1);
+        let mut per_second = vec![0usize; buckets];
+        for &(end, tokens, _) in &self.timeline {
+            per_second[(end as usize).min(buckets - 1)] += tokens;
+        }
+        let throughput = per_second
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (i as f64 + 0.5, n as f64))
+            .collect();
+        let ttft = self.timeline.iter().map(|&(end, _, t)| (end, t)).collect();
+        let rss = self
+            .rss
+            .iter()
+            .map(|&(t, kib)| (t, kib as f64 / 1024.0))
+            .collect();
+        let panels = [
+            Panel::new(
+                "throughput",
+                "tokens/s",
+                vec![Series::new("tokens/s", throughput)],
+            ),
+            Panel::new(
+                "time to first token",
+                "s",
+                vec![Series::new("by request end", ttft)],
+            ),
+            Panel::new("resident memory", "MiB", vec![Series::new("RSS", rss)]),
+        ];
+        let title = format!(
+            "load test: {} clients, {} requests, {} errors",
+            self.clients, self.requests, self.errors
+        );
+        panels_png(path, &title, "seconds since start", &panels)
     }
 
     /// The header of [`table_row`](Self::table_row).
@@ -261,6 +305,9 @@ pub fn run_load(config: &LoadConfig) -> Result<LoadReport> {
                             let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
                             match result {
                                 Ok(seen) => {
+                                    let end = start.elapsed().as_secs_f64();
+                                    r.timeline
+                                        .push((end, seen.tokens, seen.ttft.unwrap_or(0.0)));
                                     r.requests += 1;
                                     r.tokens += seen.tokens;
                                     r.ttft.extend(seen.ttft);

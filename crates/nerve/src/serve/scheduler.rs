@@ -1,5 +1,6 @@
 //! The decoding loop: one thread owns the model and advances every active sequence by one
-//! token per step (continuous batching: requests join and leave between steps). It never
+//! token per step (continuous batching: requests join and leave between steps); a new
+//! request's prompt is read up to 16 tokens per step (chunked prefill) before it joins. It never
 //! waits on a client: events go out on unbounded channels, so a slow reader only grows its
 //! own buffer (bounded by `max_tokens`), and a closed channel frees the sequence at once.
 
@@ -15,6 +16,7 @@ use super::request::{FinishReason, Usage};
 use super::stats::{Outcome, ServerStats};
 use super::stop::StopFilter;
 use crate::models::batch_decode::BatchDecoder;
+use crate::models::mmfree::engine::PREFILL_CHUNK;
 use crate::text::{IncrementalDecoder, Sampler, Tokenizer};
 
 /// What a request's handler hears from the decoding loop.
@@ -195,10 +197,38 @@ impl Scheduler {
         let _ = a.job.events.send(event);
     }
 
-    /// One token for every active sequence; samples for those past their prompt.
+    /// Reads up to [`PREFILL_CHUNK`] more prompt tokens of every sequence that has more than
+    /// one left (the last one goes through the batch step, which samples after it).
+    fn prefill(&mut self, active: &mut Vec<Active>) {
+        let mut failed = Vec::new();
+        for (i, a) in active.iter_mut().enumerate() {
+            let end = (a.fed + PREFILL_CHUNK).min(a.job.prompt.len().saturating_sub(1));
+            if end > a.fed {
+                match self.decoder.prefill(a.slot, &a.job.prompt[a.fed..end]) {
+                    Ok(()) => a.fed = end,
+                    Err(e) => failed.push((i, e.to_string())),
+                }
+            }
+        }
+        for (i, message) in failed.into_iter().rev() {
+            let a = active.swap_remove(i);
+            self.end(a, Outcome::Failed, Event::Failed(false, message));
+        }
+    }
+
+    /// One token for every active sequence whose prompt is read up to its last token;
+    /// samples for those past their prompt.
     fn step(&mut self, active: &mut Vec<Active>) {
-        let slots: Vec<usize> = active.iter().map(|a| a.slot).collect();
-        let tokens: Vec<u32> = active.iter().map(Active::next_token).collect();
+        self.prefill(active);
+        // Long prompts take several steps of prefill before they join the batch step.
+        let ready: Vec<usize> = (0..active.len())
+            .filter(|&i| active[i].fed + 1 >= active[i].job.prompt.len())
+            .collect();
+        let slots: Vec<usize> = ready.iter().map(|&i| active[i].slot).collect();
+        let tokens: Vec<u32> = ready.iter().map(|&i| active[i].next_token()).collect();
+        if slots.is_empty() {
+            return;
+        }
         if let Err(e) = self.decoder.step(&slots, &tokens) {
             for a in active.drain(..) {
                 self.end(a, Outcome::Failed, Event::Failed(false, e.to_string()));
@@ -207,7 +237,8 @@ impl Scheduler {
         }
         let mut generated = 0;
         let mut done = Vec::new();
-        for (i, a) in active.iter_mut().enumerate() {
+        for &i in &ready {
+            let a = &mut active[i];
             if a.fed < a.job.prompt.len() {
                 a.fed += 1;
                 if a.fed < a.job.prompt.len() {

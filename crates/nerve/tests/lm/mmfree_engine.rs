@@ -312,3 +312,39 @@ fn batched_steps_equal_single_steps_exactly() {
     assert!(err.to_string().contains("1 streams but 2 tokens"), "{err}");
     assert_eq!(streams[1].logits(), &before[..]);
 }
+
+#[test]
+fn prefill_equals_single_steps_exactly() {
+    let w = varied_weights(MmFreeConfig::new(50, 64, 2), 9);
+    let text = tokens(40, 50);
+    for n in [1, 2, 5, 16, 17, 33, 40] {
+        let mut single = MmFreeEngine::new(&w).unwrap();
+        let mut want = Vec::new();
+        for &t in &text[..n] {
+            want = single.step(t).unwrap().to_vec();
+        }
+        // The first token by a batch step, so prefill starts from a non-zero state.
+        let packed = MmFreeEngine::new(&w).unwrap();
+        let mut s = packed.new_stream();
+        packed.step_batch(&mut [&mut s], &text[..1]).unwrap();
+        packed.prefill(&mut s, &text[1..n]).unwrap();
+        assert_eq!(s.logits(), &want[..], "packed, {n} tokens");
+        assert_eq!(s.state(), single.state(), "packed, {n} tokens");
+        let float = FloatEngine::new(&w).unwrap();
+        let mut f = float.new_stream();
+        float.prefill(&mut f, &text[..n]).unwrap();
+        let mut float_single = FloatEngine::new(&w).unwrap();
+        for &t in &text[..n] {
+            want = float_single.step(t).unwrap().to_vec();
+        }
+        assert_eq!(f.logits(), &want[..], "float, {n} tokens");
+    }
+    // A bad id anywhere changes nothing.
+    let packed = MmFreeEngine::new(&w).unwrap();
+    let mut s = packed.new_stream();
+    packed.prefill(&mut s, &text[..3]).unwrap();
+    let (logits, state) = (s.logits().to_vec(), s.state().to_vec());
+    let err = packed.prefill(&mut s, &[1, 2, 50]).unwrap_err().to_string();
+    assert!(err.contains("50"), "{err}");
+    assert_eq!((s.logits(), s.state()), (&logits[..], &state[..]));
+}

@@ -1,7 +1,9 @@
 //! Batched decoding: N sequences, each with its own recurrent state, advanced one token each
 //! per step, every BitLinear weight read once per step for all of them
 //! ([`BitLinearMatrix::gemv_batch`]); the float work between the GEMVs runs for the streams
-//! in parallel. Sequences may join and leave between steps.
+//! in parallel. Sequences may join and leave between steps. A prompt is read by
+//! [`Engine::prefill`]: its tokens go through each layer together, as a batch whose MLGRU
+//! updates are chained.
 
 use rayon::prelude::*;
 
@@ -11,6 +13,9 @@ use crate::error::{Error, Result};
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::ternary::Kernel;
 use crate::kernels::ternary::QuantizedActivations;
+
+/// Tokens of a prompt read per pass over the weights by [`Engine::prefill`].
+pub const PREFILL_CHUNK: usize = 16;
 
 /// One sequence of a batch: its recurrent state (one `d`-vector per layer), its working
 /// buffers and its last logits.
@@ -72,6 +77,82 @@ impl<M: BitLinearMatrix> Engine<M> {
         self.step_batch_inner(streams, tokens)
     }
 
+    /// Reads `tokens` (a prompt) into `stream`: the same state and last logits, bit for bit,
+    /// as [`step_batch`](Self::step_batch) on them one at a time, but [`PREFILL_CHUNK`]
+    /// tokens per pass over the weights (the projections of a token do not depend on the
+    /// state, only the MLGRU update does), and the LM head for the last token only. Errors
+    /// (changing nothing) on a token id not below `vocab_size`.
+    pub fn prefill(&self, stream: &mut Stream, tokens: &[u32]) -> Result<()> {
+        #[cfg(target_arch = "x86_64")]
+        match Kernel::detect() {
+            // SAFETY: `detect` only returns kernels this CPU supports.
+            Kernel::Avx512 => unsafe { self.prefill_avx512(stream, tokens) },
+            // SAFETY: as above.
+            Kernel::Avx2 => unsafe { self.prefill_avx2(stream, tokens) },
+            Kernel::Scalar => self.prefill_inner(stream, tokens),
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.prefill_inner(stream, tokens)
+    }
+
+    /// # Safety
+    /// The CPU supports AVX-512F and AVX-512BW.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn prefill_avx512(&self, stream: &mut Stream, tokens: &[u32]) -> Result<()> {
+        self.prefill_inner(stream, tokens)
+    }
+
+    /// # Safety
+    /// The CPU supports AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn prefill_avx2(&self, stream: &mut Stream, tokens: &[u32]) -> Result<()> {
+        self.prefill_inner(stream, tokens)
+    }
+
+    #[inline(always)]
+    fn prefill_inner(&self, stream: &mut Stream, tokens: &[u32]) -> Result<()> {
+        let ids = tokens
+            .iter()
+            .map(|&t| self.model.check_token(t))
+            .collect::<Result<Vec<usize>>>()?;
+        let m = &self.model;
+        let (d, v) = (m.config.hidden_size, m.config.vocab_size);
+        // One working stream per token of a chunk; the sequence's state runs through them.
+        let mut tokens_of_chunk: Vec<Stream> = Vec::new();
+        let mut ys = Vec::new();
+        for chunk in ids.chunks(PREFILL_CHUNK) {
+            tokens_of_chunk.truncate(chunk.len());
+            while tokens_of_chunk.len() < chunk.len() {
+                tokens_of_chunk.push(self.new_stream());
+            }
+            for (s, &t) in tokens_of_chunk.iter_mut().zip(chunk) {
+                s.scratch
+                    .x
+                    .copy_from_slice(&m.embeddings[t * d..(t + 1) * d]);
+            }
+            for (h, from) in tokens_of_chunk[0].state.iter_mut().zip(&stream.state) {
+                h.copy_from_slice(from);
+            }
+            let mut chunk_streams: Vec<&mut Stream> = tokens_of_chunk.iter_mut().collect();
+            for (l, layer) in m.layers.iter().enumerate() {
+                self.layer_batch(l, layer, &mut chunk_streams, &mut ys, true);
+            }
+            let last = chunk_streams.last().expect("chunks are not empty");
+            for (h, from) in stream.state.iter_mut().zip(&last.state) {
+                h.copy_from_slice(from);
+            }
+        }
+        if let Some(last) = tokens_of_chunk.last_mut() {
+            let k_head = last.scratch.head_input(m);
+            ys.resize(v, 0);
+            m.lm_head.w.gemv(&last.scratch.act[0], &mut ys[..v]);
+            scale_into(&mut stream.scratch.logits, &ys[..v], k_head);
+        }
+        Ok(())
+    }
+
     /// # Safety
     /// The CPU supports AVX-512F and AVX-512BW.
     #[cfg(target_arch = "x86_64")]
@@ -109,7 +190,7 @@ impl<M: BitLinearMatrix> Engine<M> {
         }
         let mut ys = Vec::new();
         for (l, layer) in m.layers.iter().enumerate() {
-            self.layer_batch(l, layer, streams, &mut ys);
+            self.layer_batch(l, layer, streams, &mut ys, false);
         }
         let v = m.config.vocab_size;
         let k_head = per_stream(streams, |_, st| st.scratch.head_input(m));
@@ -121,7 +202,9 @@ impl<M: BitLinearMatrix> Engine<M> {
     }
 
     /// One layer for every stream, in the order of [`step`](Self::step)'s loop, each stretch
-    /// of float work run for the streams in parallel.
+    /// of float work run for the streams in parallel. `chained`: the streams are consecutive
+    /// tokens of one sequence, so each MLGRU update starts from the state the previous one
+    /// left (the only place where a token depends on the ones before it).
     #[inline(always)]
     fn layer_batch(
         &self,
@@ -129,6 +212,7 @@ impl<M: BitLinearMatrix> Engine<M> {
         layer: &Layer<M>,
         streams: &mut [&mut Stream],
         ys: &mut Vec<i32>,
+        chained: bool,
     ) {
         let m = &self.model;
         let (d, inter, eps) = (m.config.hidden_size, m.config.intermediate(), m.eps);
@@ -137,19 +221,26 @@ impl<M: BitLinearMatrix> Engine<M> {
         gemv_all(&layer.i.w, streams, |s| &s.act[0], &mut yi, d);
         gemv_all(&layer.f.w, streams, |s| &s.act[1], &mut yf, d);
         gemv_all(&layer.g.w, streams, |s| &s.act[2], ys, d);
+        let update = |j: usize, h: &mut [f32]| {
+            let [k_i, k_f, _] = k[j];
+            let (yi, yf) = (&yi[j * d..][..d], &yf[j * d..][..d]);
+            mlgru_update(h, yi, yf, layer.gamma.as_deref(), k_i, k_f);
+        };
+        if chained {
+            for j in 0..streams.len() {
+                if j > 0 {
+                    let (before, after) = streams.split_at_mut(j);
+                    after[0].state[l].copy_from_slice(&before[j - 1].state[l]);
+                }
+                update(j, &mut streams[j].state[l]);
+            }
+        }
         let k_o = per_stream(streams, |j, st| {
-            let [k_i, k_f, k_g] = k[j];
             let Stream { state, scratch } = st;
-            let h = &mut state[l];
-            mlgru_update(
-                h,
-                &yi[j * d..][..d],
-                &yf[j * d..][..d],
-                layer.gamma.as_deref(),
-                k_i,
-                k_f,
-            );
-            scratch.output_gate(layer, &ys[j * d..][..d], k_g, h, eps)
+            if !chained {
+                update(j, &mut state[l]);
+            }
+            scratch.output_gate(layer, &ys[j * d..][..d], k[j][2], &state[l], eps)
         });
         gemv_all(&layer.o.w, streams, |s| &s.act[0], ys, d);
         let k_gate = per_stream(streams, |j, st| {

@@ -25,7 +25,7 @@ mod math;
 mod packed;
 mod params;
 
-pub use batch::Stream;
+pub use batch::{Stream, PREFILL_CHUNK};
 pub use float::{FloatEngine, FloatTernaryMatrix};
 pub use packed::MmFreeEngine;
 pub use params::forget_lower_bounds;
