@@ -120,18 +120,22 @@ impl LoadReport {
         )
     }
 
-    /// Draws the run over time: tokens/s (per second, counted when requests end), time to
-    /// first token of each request, and resident memory; a PNG at `path`.
+    /// Draws the run over time: tokens/s (over a trailing 5-s window, counted when requests
+    /// end, which happens in waves of a batch), time to first token of each request, and
+    /// resident memory; a PNG at `path`.
     pub fn write_plot(&self, path: &Path) -> Result<()> {
+        const WINDOW: usize = 5;
         let buckets = (self.seconds.ceil() as usize).max(1);
         let mut per_second = vec![0usize; buckets];
         for &(end, tokens, _) in &self.timeline {
             per_second[(end as usize).min(buckets - 1)] += tokens;
         }
-        let throughput = per_second
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| (i as f64 + 0.5, n as f64))
+        let throughput = (0..buckets)
+            .map(|i| {
+                let from = (i + 1).saturating_sub(WINDOW);
+                let n: usize = per_second[from..=i].iter().sum();
+                ((i + 1) as f64, n as f64 / (i + 1 - from) as f64)
+            })
             .collect();
         let ttft = self.timeline.iter().map(|&(end, _, t)| (end, t)).collect();
         let rss = self
@@ -143,7 +147,7 @@ impl LoadReport {
             Panel::new(
                 "throughput",
                 "tokens/s",
-                vec![Series::new("tokens/s", throughput)],
+                vec![Series::new("5-s window", throughput)],
             ),
             Panel::new(
                 "time to first token",
