@@ -264,6 +264,23 @@ impl BatchDecoder for SpikeGptBatch {
     fn logits(&self, slot: usize) -> &[f32] {
         self.seqs[slot].as_ref().map_or(&[], |s| &s.logits)
     }
+
+    fn prefill(&mut self, slot: usize, tokens: &[u32]) -> Result<()> {
+        check_slots(&self.seqs, &[slot], &[0])?;
+        super::generate::check_ids(tokens, self.vocab_size())?;
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        // One recurrent-mode call over the whole prompt, no stacking per token.
+        let seq = self.seqs[slot].as_mut().expect("checked open");
+        let x = token_tensor(tokens, 1, tokens.len(), &self.device);
+        let (logits, state) = self.model.forward_with_state(x, seq.state.take());
+        let [_, t, v] = logits.dims();
+        let last: Tensor<3> = logits.slice([0..1, t - 1..t, 0..v]);
+        seq.state = Some(state);
+        seq.logits = last.into_data().iter::<f32>().collect();
+        Ok(())
+    }
 }
 
 /// A model directory opened for batched decoding.

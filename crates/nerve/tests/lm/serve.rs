@@ -455,6 +455,16 @@ fn spikegpt_batches_equal_single_sequences_and_serve() {
             }
         }
     }
+    // A prompt read in one call equals it read token by token.
+    let slot = batch.open();
+    batch.prefill(slot, &prompts[0][..4]).unwrap();
+    batch.step(&[slot], &prompts[0][4..]).unwrap();
+    let worst = batch
+        .logits(slot)
+        .iter()
+        .zip(&want[0])
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(worst < 1e-4, "prefill: {worst}");
     let server = start(&dir, ServeConfig::default());
     let r = request(
         server.addr(),
