@@ -71,6 +71,14 @@ fn check_slots<T>(slots: &[Option<T>], chosen: &[usize], tokens: &[u32]) -> Resu
     Ok(())
 }
 
+/// The open sequence in `slot`, or an error naming the slot.
+fn open_slot<T>(slots: &mut [Option<T>], slot: usize) -> Result<&mut T> {
+    slots
+        .get_mut(slot)
+        .and_then(Option::as_mut)
+        .ok_or_else(|| Error::invalid("slot", format!("{slot} is not open")))
+}
+
 /// A MatMul-free [`Engine`] with its sequences.
 pub struct EngineBatch<M> {
     engine: Engine<M>,
@@ -125,9 +133,8 @@ impl<M: BitLinearMatrix + Send> BatchDecoder for EngineBatch<M> {
     }
 
     fn prefill(&mut self, slot: usize, tokens: &[u32]) -> Result<()> {
-        check_slots(&self.streams, &[slot], &[0])?;
-        let stream = self.streams[slot].as_mut().expect("checked open");
-        self.engine.prefill(stream, tokens)
+        self.engine
+            .prefill(open_slot(&mut self.streams, slot)?, tokens)
     }
 }
 
@@ -266,13 +273,12 @@ impl BatchDecoder for SpikeGptBatch {
     }
 
     fn prefill(&mut self, slot: usize, tokens: &[u32]) -> Result<()> {
-        check_slots(&self.seqs, &[slot], &[0])?;
         super::generate::check_ids(tokens, self.vocab_size())?;
+        let seq = open_slot(&mut self.seqs, slot)?;
         if tokens.is_empty() {
             return Ok(());
         }
         // One recurrent-mode call over the whole prompt, no stacking per token.
-        let seq = self.seqs[slot].as_mut().expect("checked open");
         let x = token_tensor(tokens, 1, tokens.len(), &self.device);
         let (logits, state) = self.model.forward_with_state(x, seq.state.take());
         let [_, t, v] = logits.dims();

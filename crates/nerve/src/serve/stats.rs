@@ -65,22 +65,22 @@ impl Default for ServerStats {
 }
 
 impl ServerStats {
-    /// Counts one finished request.
-    pub fn count(&self, outcome: Outcome) {
+    fn counter(&self, outcome: Outcome) -> &AtomicU64 {
         let i = OUTCOMES
             .iter()
             .position(|(o, _)| *o == outcome)
             .unwrap_or(0);
-        self.requests[i].fetch_add(1, Ordering::Relaxed);
+        &self.requests[i]
+    }
+
+    /// Counts one finished request.
+    pub fn count(&self, outcome: Outcome) {
+        self.counter(outcome).fetch_add(1, Ordering::Relaxed);
     }
 
     /// Requests that ended as `outcome` so far.
     pub fn requests(&self, outcome: Outcome) -> u64 {
-        let i = OUTCOMES
-            .iter()
-            .position(|(o, _)| *o == outcome)
-            .unwrap_or(0);
-        self.requests[i].load(Ordering::Relaxed)
+        self.counter(outcome).load(Ordering::Relaxed)
     }
 
     /// Takes a place in the queue unless `limit` requests already wait; false if full.
