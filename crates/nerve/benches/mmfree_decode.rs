@@ -147,12 +147,14 @@ fn gemv_shapes(cfg: &MmFreeConfig, threads: &[usize]) {
         let signs: Vec<i8> = (0..rows * cols)
             .map(|k| ((k.wrapping_mul(2654435761) >> 7) % 3) as i8 - 1)
             .collect();
-        let m = TernaryMatrix::from_signs(rows, cols, &signs, 1.0).expect("matrix");
         let mut x = QuantizedActivations::new(cols);
         x.set_i8(&(0..cols).map(|k| (k % 251) as i8).collect::<Vec<_>>());
         let mut y = vec![0; rows];
         let reps = (500_000_000 / (rows * cols)).clamp(3, 1000);
         for kernel in Kernel::available() {
+            // Each kernel on the layout it reads.
+            let m = TernaryMatrix::from_signs_in(kernel.layout(), rows, cols, &signs, 1.0)
+                .expect("matrix");
             for &t in threads {
                 let best = pool(t).install(|| {
                     let mut best = Duration::MAX;

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{Kernel, Line, QuantizedActivations, TernaryMatrix, BAND_ROWS, BAND_TILES};
+use super::{Kernel, Line, QuantizedActivations, TernaryMatrix, VectorInput, BAND_ROWS};
 
 impl TernaryMatrix {
     /// For each of the N activation vectors `xs[s]`, `ys[s * rows + r] = Σ_c sign(r, c) ·
@@ -17,8 +17,8 @@ impl TernaryMatrix {
         self.gemv_batch_with(Kernel::detect(), xs, ys)
     }
 
-    /// [`gemv_batch`](Self::gemv_batch) with a chosen kernel; a kernel this CPU lacks falls
-    /// back to [`Kernel::Scalar`].
+    /// [`gemv_batch`](Self::gemv_batch) with a chosen kernel; a kernel this CPU lacks, or one
+    /// that reads another layout, falls back to the portable kernel of the layout.
     ///
     /// # Panics
     /// As [`gemv_batch`](Self::gemv_batch).
@@ -29,9 +29,9 @@ impl TernaryMatrix {
         if n == 0 {
             return;
         }
-        let kernel = kernel.or_scalar();
-        let tables: Vec<_> = xs.iter().map(|x| Self::kernel_tables(kernel, x)).collect();
-        let tables: Vec<&[Line]> = tables.iter().map(|t| &t[..]).collect();
+        let kernel = self.runnable(kernel);
+        let inputs: Vec<_> = xs.iter().map(|x| self.kernel_input(kernel, x)).collect();
+        let inputs: Vec<VectorInput<'_>> = inputs.iter().map(|t| t.as_ref()).collect();
         let threads = rayon::current_num_threads();
         let per_task = self.bands.div_ceil(threads * 2).max(1);
         let ranges: Vec<(usize, usize)> = (0..self.bands)
@@ -39,7 +39,7 @@ impl TernaryMatrix {
             .map(|first| (first, (first + per_task).min(self.bands)))
             .collect();
         let run =
-            |&(first, end): &(usize, usize)| self.band_range_batch(kernel, first, end, &tables);
+            |&(first, end): &(usize, usize)| self.band_range_batch(kernel, first, end, &inputs);
         let parts: Vec<Vec<i32>> = if threads == 1 || ranges.len() == 1 {
             ranges.iter().map(run).collect()
         } else {
@@ -64,19 +64,19 @@ impl TernaryMatrix {
         kernel: Kernel,
         first: usize,
         end: usize,
-        tables: &[&[Line]],
+        inputs: &[VectorInput<'_>],
     ) -> Vec<i32> {
-        let per_band = BAND_TILES * self.words;
+        let per_band = self.lines_per_band();
         let all = self.lines();
         let task_end = if end == self.bands {
             usize::MAX as *const Line
         } else {
             all[..end * per_band].as_ptr_range().end
         };
-        let mut out = Vec::with_capacity((end - first) * tables.len() * BAND_ROWS);
+        let mut out = Vec::with_capacity((end - first) * inputs.len() * BAND_ROWS);
         for b in first..end {
             let lines = &all[b * per_band..(b + 1) * per_band];
-            for (s, t) in tables.iter().enumerate() {
+            for (s, &t) in inputs.iter().enumerate() {
                 // Only the first vector's pass prefetches: the others find the band in cache.
                 let prefetch_end = if s == 0 { task_end } else { lines.as_ptr() };
                 out.extend_from_slice(&self.band(kernel, lines, t, prefetch_end));

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use super::buffer::LineBuffer;
 use super::quantize::{ternarize, weight_scale};
-use super::{TernaryMatrix, BAND_ROWS, BAND_TILES, BLOCK_WORDS, GROUP_COLS, TILE_ROWS, WORD_COLS};
+use super::two_bit;
+use super::{
+    Layout, TernaryMatrix, BAND_ROWS, BAND_TILES, BLOCK_WORDS, GROUP_COLS, TILE_ROWS, WORD_COLS,
+};
 use crate::error::{Error, Result};
 
 /// The weight of a group's column `k` (0..3) in `code` (0..27).
@@ -43,9 +46,12 @@ pub(super) const DIGIT_MASKS: [(u32, u32); 3] = {
     m
 };
 
-/// Lines needed by a `[rows, cols]` matrix.
-fn lines_for(rows: usize, cols: usize) -> usize {
-    rows.div_ceil(BAND_ROWS) * BAND_TILES * cols.div_ceil(WORD_COLS)
+/// Lines needed by a `[rows, cols]` matrix in `layout`.
+fn lines_for(layout: Layout, rows: usize, cols: usize) -> usize {
+    match layout {
+        Layout::Base3 => rows.div_ceil(BAND_ROWS) * BAND_TILES * cols.div_ceil(WORD_COLS),
+        Layout::TwoBit => two_bit::lines_for(rows, cols),
+    }
 }
 
 /// The column blocks of a row of `words` words: equal sizes of at most [`BLOCK_WORDS`].
@@ -59,6 +65,7 @@ fn block_words(words: usize) -> usize {
 /// [`finish`](Self::finish).
 #[derive(Debug)]
 pub struct TernaryArena {
+    layout: Layout,
     shapes: Vec<(usize, usize)>,
     offsets: Vec<usize>,
     scales: Vec<Option<f32>>,
@@ -66,15 +73,22 @@ pub struct TernaryArena {
 }
 
 impl TernaryArena {
-    /// Room for matrices of the given `[rows, cols]` shapes.
+    /// Room for matrices of the given `[rows, cols]` shapes, in the layout of the kernel
+    /// [`Kernel::detect`](super::Kernel::detect) picks.
     pub fn new(shapes: &[(usize, usize)]) -> Self {
+        Self::with_layout(Layout::detect(), shapes)
+    }
+
+    /// Room for matrices of the given shapes in a chosen layout.
+    pub fn with_layout(layout: Layout, shapes: &[(usize, usize)]) -> Self {
         let mut offsets = Vec::with_capacity(shapes.len());
         let mut total = 0;
         for &(r, c) in shapes {
             offsets.push(total);
-            total += lines_for(r, c);
+            total += lines_for(layout, r, c);
         }
         Self {
+            layout,
             shapes: shapes.to_vec(),
             offsets,
             scales: vec![None; shapes.len()],
@@ -136,10 +150,15 @@ impl TernaryArena {
 
     fn pack_with(&mut self, index: usize, scale: f32, sign: impl Fn(usize, usize) -> i8) {
         let (rows, cols) = self.shapes[index];
+        let start = self.offsets[index];
+        let lines = &mut self.buf.lines_mut()[start..start + lines_for(self.layout, rows, cols)];
+        self.scales[index] = Some(scale);
+        if self.layout == Layout::TwoBit {
+            return two_bit::pack(lines, rows, cols, sign);
+        }
         let words = cols.div_ceil(WORD_COLS);
         let block = block_words(words);
-        let start = self.offsets[index];
-        let mut lines = self.buf.lines_mut()[start..start + lines_for(rows, cols)].iter_mut();
+        let mut lines = lines.iter_mut();
         // In the order the kernel reads them (see the module docs).
         for band in 0..rows.div_ceil(BAND_ROWS) {
             for q0 in (0..words).step_by(block) {
@@ -166,7 +185,6 @@ impl TernaryArena {
                 }
             }
         }
-        self.scales[index] = Some(scale);
     }
 
     /// The packed matrices, in the order of the shapes; errors if one was never packed.
@@ -186,6 +204,7 @@ impl TernaryArena {
             .map(|((&(rows, cols), &start), scale)| {
                 let words = cols.div_ceil(WORD_COLS);
                 TernaryMatrix {
+                    layout: self.layout,
                     rows,
                     cols,
                     words,

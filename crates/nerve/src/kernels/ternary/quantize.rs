@@ -1,8 +1,11 @@
 //! BitLinear quantisation: ternary weights with their scale, and int8 activations with the
 //! lookup tables the kernels read.
 
+use std::borrow::Cow;
+
 use super::pack::digit;
-use super::{Kernel, Line, WORD_COLS};
+use super::two_bit::LINE_COLS;
+use super::{Kernel, Layout, Line, WORD_COLS};
 
 /// BitLinear's per-tensor weight scale `s_w = 1 / max(mean|W|, 1e-5)`.
 pub fn weight_scale(w: &[f32]) -> f32 {
@@ -63,14 +66,19 @@ pub(super) fn round_half_away(v: f32) -> i32 {
     t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5)
 }
 
-/// One activation vector quantised to int8, with the per-group lookup tables the kernels
-/// read. Allocate once and reuse it for every token.
+/// One activation vector quantised to int8, with what the kernels read: the per-group
+/// lookup tables of the base-3 kernels (built only where [`Kernel::detect`] reads base 3) and
+/// the sum of the values (for the two-bit kernels). Allocate once and reuse it for every token.
 #[derive(Debug, Clone)]
 pub struct QuantizedActivations {
     len: usize,
+    /// The values, then zeros up to a whole number of two-bit lines.
     q8: Vec<i8>,
     /// One table per group of 3 columns: entry `code` is `Σ_k digit(code, k) · x[3g + k]`.
     pub(super) tables: Vec<Line>,
+    /// Whether `tables` holds the current values' tables.
+    tables_ready: bool,
+    sum: i32,
     scale: f32,
 }
 
@@ -79,8 +87,10 @@ impl QuantizedActivations {
     pub fn new(len: usize) -> Self {
         Self {
             len,
-            q8: vec![0; len],
+            q8: vec![0; len.div_ceil(LINE_COLS) * LINE_COLS],
             tables: vec![Line::default(); len.div_ceil(WORD_COLS) * 3],
+            tables_ready: true,
+            sum: 0,
             scale: 1.0,
         }
     }
@@ -103,7 +113,7 @@ impl QuantizedActivations {
     pub fn quantize(&mut self, x: &[f32]) -> f32 {
         assert_eq!(x.len(), self.len, "activation length");
         self.scale = quantize_i8(x, &mut self.q8);
-        self.build_tables(Kernel::detect());
+        self.prepare();
         self.scale
     }
 
@@ -113,14 +123,47 @@ impl QuantizedActivations {
     /// If `q.len()` differs from [`len`](Self::len).
     pub fn set_i8(&mut self, q: &[i8]) {
         assert_eq!(q.len(), self.len, "activation length");
-        self.q8.copy_from_slice(q);
+        self.q8[..self.len].copy_from_slice(q);
         self.scale = 1.0;
-        self.build_tables(Kernel::detect());
+        self.prepare();
+    }
+
+    /// Sums the new values and builds the tables if the chosen kernel reads them (else they
+    /// are built on demand by [`tables_for`](Self::tables_for)).
+    #[inline(always)]
+    fn prepare(&mut self) {
+        self.sum = self.q8[..self.len].iter().map(|&v| v as i32).sum();
+        let kernel = Kernel::detect();
+        self.tables_ready = kernel.layout() == Layout::Base3;
+        if self.tables_ready {
+            self.build_tables(kernel);
+        }
     }
 
     /// The int8 activations.
     pub fn as_i8(&self) -> &[i8] {
+        &self.q8[..self.len]
+    }
+
+    /// The int8 activations followed by zeros up to a whole number of two-bit lines.
+    pub(super) fn padded_i8(&self) -> &[i8] {
         &self.q8
+    }
+
+    /// `Σ x` of the int8 activations.
+    pub(super) fn sum(&self) -> i32 {
+        self.sum
+    }
+
+    /// The group tables for `kernel`: these, or built now if the chosen kernel did not need
+    /// them.
+    pub(super) fn tables_for(&self, kernel: Kernel) -> Cow<'_, [Line]> {
+        if self.tables_ready {
+            return Cow::Borrowed(&self.tables);
+        }
+        let mut copy = self.clone();
+        copy.build_tables(kernel);
+        Cow::Owned(copy.tables)
     }
 
     /// The scale `s` of the last [`quantize`](Self::quantize) (`x ≈ q / s`).
@@ -138,9 +181,6 @@ impl QuantizedActivations {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: only chosen when `is_supported`.
             Kernel::Avx512 if kernel.is_supported() => unsafe { super::x86::build_tables(self) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: only chosen when `is_supported`.
-            Kernel::Avx2 if kernel.is_supported() => unsafe { super::x86_avx2::build_tables(self) },
             _ => {
                 for g in 0..self.tables.len() {
                     let x = self.group(g);

@@ -69,14 +69,23 @@ fn packing_keeps_every_sign() {
         let m = TernaryMatrix::from_f32(rows, cols, &w).unwrap();
         let s = weight_scale(&w);
         assert_eq!(m.scale(), s);
-        for r in 0..rows {
-            for c in 0..cols {
-                assert_eq!(m.sign(r, c), ternarize(w[r * cols + c], s), "({r}, {c})");
+        let signs: Vec<i8> = w.iter().map(|&v| ternarize(v, s)).collect();
+        for layout in [Layout::Base3, Layout::TwoBit] {
+            let m = TernaryMatrix::from_signs_in(layout, rows, cols, &signs, s).unwrap();
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(m.sign(r, c), signs[r * cols + c], "{layout:?} ({r}, {c})");
+                }
             }
+            // Base 3: 16 bits per 9 weights once the padding to whole bands and words is
+            // counted; two bits: 64 bytes per 256 columns.
+            let padded_rows = rows.div_ceil(BAND_ROWS) * BAND_ROWS;
+            let bytes = match layout {
+                Layout::Base3 => padded_rows * cols.div_ceil(9) * 2,
+                Layout::TwoBit => padded_rows * cols.div_ceil(256) * 64,
+            };
+            assert_eq!(m.packed_bytes(), bytes, "{layout:?}");
         }
-        // 16 bits per 9 weights once the padding to whole bands and words is counted.
-        let padded_rows = rows.div_ceil(BAND_ROWS) * BAND_ROWS;
-        assert_eq!(m.packed_bytes(), padded_rows * cols.div_ceil(9) * 2);
     }
 }
 
@@ -84,6 +93,7 @@ fn packing_keeps_every_sign() {
 fn tables_hold_every_signed_sum() {
     let mut a = QuantizedActivations::new(4);
     a.set_i8(&[1, 10, 100, -7]);
+    a.build_tables(Kernel::Scalar);
     // Code 11 = (1 + 1) + 3 · (-1 + 1) + 9 · (0 + 1): weights (+1, -1, 0).
     assert_eq!(encode([1, -1, 0]), 11);
     assert_eq!(a.tables[0].0[11], 1 - 10);
@@ -97,6 +107,7 @@ fn tables_hold_every_signed_sum() {
     let mut rng = StdRng::seed_from_u64(17);
     let mut b = QuantizedActivations::new(301);
     b.set_i8(&random_i8(&mut rng, 301));
+    b.build_tables(Kernel::Scalar);
     let want = b.tables.clone();
     for kernel in Kernel::available() {
         b.tables.fill(Line::default());
@@ -166,16 +177,21 @@ fn every_kernel_equals_the_reference_exactly() {
         (70, 2817),
     ] {
         let signs = random_signs(&mut rng, rows * cols);
-        let m = TernaryMatrix::from_signs(rows, cols, &signs, 1.0).unwrap();
         let q = random_i8(&mut rng, cols);
         let mut x = QuantizedActivations::new(cols);
         x.set_i8(&q);
         let mut want = vec![0; rows];
-        m.gemv_reference(&q, &mut want);
-        for kernel in Kernel::available() {
-            let mut got = vec![i32::MIN; rows];
-            m.gemv_with(kernel, &x, &mut got);
-            assert_eq!(got, want, "{} on {rows} x {cols}", kernel.name());
+        TernaryMatrix::from_signs(rows, cols, &signs, 1.0)
+            .unwrap()
+            .gemv_reference(&q, &mut want);
+        for layout in [Layout::Base3, Layout::TwoBit] {
+            let m = TernaryMatrix::from_signs_in(layout, rows, cols, &signs, 1.0).unwrap();
+            // Every kernel: those of another layout run the layout's portable kernel.
+            for kernel in Kernel::available() {
+                let mut got = vec![i32::MIN; rows];
+                m.gemv_with(kernel, &x, &mut got);
+                assert_eq!(got, want, "{} on {layout:?} {rows} x {cols}", kernel.name());
+            }
         }
     }
 }
@@ -189,16 +205,16 @@ fn long_rows_of_extreme_activations_do_not_overflow() {
     signs[cols..2 * cols].fill(-1);
     let mut rng = StdRng::seed_from_u64(11);
     signs[4 * cols..].copy_from_slice(&random_signs(&mut rng, 5 * cols));
-    let m = TernaryMatrix::from_signs(rows, cols, &signs, 1.0).unwrap();
-    for fill in [-128i8, 127] {
-        let q = vec![fill; cols];
-        let mut x = QuantizedActivations::new(cols);
-        x.set_i8(&q);
-        let mut want = vec![0; rows];
-        m.gemv_reference(&q, &mut want);
-        assert_eq!(want[0], fill as i32 * cols as i32);
-        assert_eq!(want[1], -(fill as i32) * cols as i32);
-        for kernel in Kernel::available() {
+    for kernel in Kernel::available() {
+        let m = TernaryMatrix::from_signs_in(kernel.layout(), rows, cols, &signs, 1.0).unwrap();
+        for fill in [-128i8, 127] {
+            let q = vec![fill; cols];
+            let mut x = QuantizedActivations::new(cols);
+            x.set_i8(&q);
+            let mut want = vec![0; rows];
+            m.gemv_reference(&q, &mut want);
+            assert_eq!(want[0], fill as i32 * cols as i32);
+            assert_eq!(want[1], -(fill as i32) * cols as i32);
             let mut got = vec![0; rows];
             m.gemv_with(kernel, &x, &mut got);
             assert_eq!(got, want, "{} with {fill}", kernel.name());
@@ -267,7 +283,6 @@ fn batched_gemv_equals_the_reference_for_every_vector() {
         (64, 9, 0),
     ] {
         let signs = random_signs(&mut rng, rows * cols);
-        let m = TernaryMatrix::from_signs(rows, cols, &signs, 1.0).unwrap();
         let xs: Vec<QuantizedActivations> = (0..n)
             .map(|_| {
                 let mut x = QuantizedActivations::new(cols);
@@ -276,10 +291,13 @@ fn batched_gemv_equals_the_reference_for_every_vector() {
             })
             .collect();
         let mut want = vec![0; n * rows];
+        let m = TernaryMatrix::from_signs(rows, cols, &signs, 1.0).unwrap();
         for (s, x) in xs.iter().enumerate() {
             m.gemv_reference(x.as_i8(), &mut want[s * rows..(s + 1) * rows]);
         }
         for kernel in Kernel::available() {
+            let m =
+                TernaryMatrix::from_signs_in(kernel.layout(), rows, cols, &signs, 1.0).unwrap();
             for threads in [1, 3] {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
