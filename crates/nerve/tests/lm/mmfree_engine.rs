@@ -1,6 +1,7 @@
 //! The packed ternary engine against the float engine, and the engine's contract
 //! (reset, state snapshots, lower bounds, bad token ids).
 
+use nerve::kernels::ternary::Layout;
 use nerve::models::mmfree::engine::{forget_lower_bounds, Decoder, FloatEngine, MmFreeEngine};
 use nerve::models::mmfree::{MmFreeConfig, MmFreeWeights};
 
@@ -225,9 +226,12 @@ fn packed_size_is_at_most_two_bits_per_weight() {
     let cfg = MmFreeConfig::new(128, 128, 2);
     let e = MmFreeEngine::random(cfg.clone(), 1).unwrap();
     let (d, i) = (128, cfg.intermediate());
-    // 16 bits per 9 columns (rounded up); every row count here is a whole number of the
-    // kernel's 128-row bands.
-    let bytes = |rows: usize, cols: usize| rows * cols.div_ceil(9) * 2;
+    // Base 3: 16 bits per 9 columns (rounded up); two bits (AVX2): 32 bytes per 128 columns.
+    // Every row count here is a whole number of the kernel's 128-row bands.
+    let bytes = |rows: usize, cols: usize| match Layout::detect() {
+        Layout::Base3 => rows * cols.div_ceil(9) * 2,
+        Layout::TwoBit => rows * cols.div_ceil(128) * 32,
+    };
     let layer = 4 * bytes(d, d) + bytes(2 * i, d) + bytes(d, i);
     assert_eq!(e.packed_bytes(), 2 * layer + bytes(128, d));
     let weights = 2 * (4 * d * d + 3 * d * i) + 128 * d;

@@ -77,7 +77,6 @@ use buffer::LineBuffer;
 use pack::digit;
 pub use pack::TernaryArena;
 pub use quantize::{quantize_i8, ternarize, weight_scale, QuantizedActivations};
-pub use two_bit::LINE_COLS as TWO_BIT_LINE_COLS;
 
 use crate::error::Result;
 
@@ -240,18 +239,17 @@ impl Layout {
 #[repr(C, align(64))]
 struct Line([i16; 32]);
 
-impl Line {
-    /// The line as bytes, in memory order.
-    fn bytes(&self) -> &[u8; 64] {
-        // SAFETY: 32 i16 are 64 initialised bytes, and u8 has no alignment or validity rules.
-        unsafe { &*(self.0.as_ptr() as *const [u8; 64]) }
-    }
+/// Lines as bytes, in memory order.
+fn line_bytes(lines: &[Line]) -> &[u8] {
+    // SAFETY: a line is 64 initialised bytes without padding, and u8 has no alignment or
+    // validity rules.
+    unsafe { std::slice::from_raw_parts(lines.as_ptr() as *const u8, 64 * lines.len()) }
+}
 
-    /// The line as mutable bytes, in memory order.
-    fn bytes_mut(&mut self) -> &mut [u8; 64] {
-        // SAFETY: as in `bytes`; every byte pattern is a valid i16 pair.
-        unsafe { &mut *(self.0.as_mut_ptr() as *mut [u8; 64]) }
-    }
+/// Lines as mutable bytes, in memory order.
+fn line_bytes_mut(lines: &mut [Line]) -> &mut [u8] {
+    // SAFETY: as in `line_bytes`; every byte pattern is a valid pair of i16.
+    unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr() as *mut u8, 64 * lines.len()) }
 }
 
 /// A ternary weight matrix `[rows, cols]` packed in base 3 (see the [module docs](self)),
@@ -315,7 +313,7 @@ impl TernaryMatrix {
     fn lines_per_band(&self) -> usize {
         match self.layout {
             Layout::Base3 => BAND_TILES * self.words,
-            Layout::TwoBit => BAND_ROWS * two_bit::row_lines(self.cols),
+            Layout::TwoBit => two_bit::lines_for(BAND_ROWS, self.cols),
         }
     }
 

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::pack::digit;
-use super::two_bit::LINE_COLS;
+use super::two_bit::BLOCK_COLS;
 use super::{Kernel, Layout, Line, WORD_COLS};
 
 /// BitLinear's per-tensor weight scale `s_w = 1 / max(mean|W|, 1e-5)`.
@@ -72,7 +72,7 @@ pub(super) fn round_half_away(v: f32) -> i32 {
 #[derive(Debug, Clone)]
 pub struct QuantizedActivations {
     len: usize,
-    /// The values, then zeros up to a whole number of two-bit lines.
+    /// The values, then zeros up to a whole number of two-bit blocks.
     q8: Vec<i8>,
     /// One table per group of 3 columns: entry `code` is `Σ_k digit(code, k) · x[3g + k]`.
     pub(super) tables: Vec<Line>,
@@ -87,7 +87,7 @@ impl QuantizedActivations {
     pub fn new(len: usize) -> Self {
         Self {
             len,
-            q8: vec![0; len.div_ceil(LINE_COLS) * LINE_COLS],
+            q8: vec![0; len.div_ceil(BLOCK_COLS) * BLOCK_COLS],
             tables: vec![Line::default(); len.div_ceil(WORD_COLS) * 3],
             tables_ready: true,
             sum: 0,
@@ -145,7 +145,7 @@ impl QuantizedActivations {
         &self.q8[..self.len]
     }
 
-    /// The int8 activations followed by zeros up to a whole number of two-bit lines.
+    /// The int8 activations followed by zeros up to a whole number of two-bit blocks.
     pub(super) fn padded_i8(&self) -> &[i8] {
         &self.q8
     }

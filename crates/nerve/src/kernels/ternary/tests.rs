@@ -78,11 +78,11 @@ fn packing_keeps_every_sign() {
                 }
             }
             // Base 3: 16 bits per 9 weights once the padding to whole bands and words is
-            // counted; two bits: 64 bytes per 256 columns.
+            // counted; two bits: 32 bytes per 128 columns.
             let padded_rows = rows.div_ceil(BAND_ROWS) * BAND_ROWS;
             let bytes = match layout {
                 Layout::Base3 => padded_rows * cols.div_ceil(9) * 2,
-                Layout::TwoBit => padded_rows * cols.div_ceil(256) * 64,
+                Layout::TwoBit => padded_rows * cols.div_ceil(128) * 32,
             };
             assert_eq!(m.packed_bytes(), bytes, "{layout:?}");
         }
