@@ -53,16 +53,28 @@ pub(crate) enum Isa {
     Plain,
 }
 
-/// The widest build [`Isa`] this CPU supports (the detection is cached by `std`).
+/// The widest build [`Isa`] this CPU supports, no wider than `NERVE_ISA` asks
+/// ([`ternary::ISA_ENV`]: `avx512`, `avx2` or `portable`), so one switch steers every kernel.
 pub(crate) fn isa() -> Isa {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            return Isa::Avx512;
+    static CHOSEN: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        let cap = std::env::var(ternary::ISA_ENV)
+            .ok()
+            .and_then(|v| ternary::Kernel::parse(&v));
+        #[cfg(target_arch = "x86_64")]
+        {
+            let wants = |k: ternary::Kernel| cap.is_none_or(|c| c >= k);
+            if wants(ternary::Kernel::Avx512) && std::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if wants(ternary::Kernel::Avx2)
+                && std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx2;
+            }
         }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            return Isa::Avx2;
-        }
-    }
-    Isa::Plain
+        let _ = cap;
+        Isa::Plain
+    })
 }

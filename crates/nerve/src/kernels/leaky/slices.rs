@@ -6,6 +6,8 @@ use rayon::prelude::*;
 use super::{atan_grad, fast_sigmoid_grad, LeakyParams, SurrogateGrad};
 use crate::firing::Reset;
 use crate::kernels::levels::round_to_levels;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::{isa, Isa};
 
 /// Neurons per parallel task in the forward: enough work per task to amortise the fork, few
 /// enough tasks to balance two to sixteen threads.
@@ -106,6 +108,23 @@ unsafe fn forward_band_512(
     unsafe { forward_band(x, spk, mem, start, state, steps, stride, p) }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn forward_band_256(
+    x: &[f32],
+    spk: SyncPtr,
+    mem: Option<SyncPtr>,
+    start: usize,
+    state: &mut [f32],
+    steps: usize,
+    stride: usize,
+    p: &LeakyParams,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { forward_band(x, spk, mem, start, state, steps, stride, p) }
+}
+
 /// What [`forward_slices`] returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForwardSlices {
@@ -130,12 +149,19 @@ pub fn forward_slices(x: &[f32], mem0: &[f32], steps: usize, p: &LeakyParams) ->
         .enumerate()
         .for_each(|(band, state)| {
             let start = band * CHUNK;
+            // SAFETY (all three): `isa()` checked the features of each build; `spk` and `mem`
+            // hold `steps` rows of `n` and this task owns columns start..start + state.len().
             #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has the features; `spk` and `mem` hold `steps` rows of `n` and
-                // this task owns columns start..start + state.len().
-                unsafe { forward_band_512(x, spk_ptr, mem_ptr, start, state, steps, n, p) };
-                return;
+            match isa() {
+                Isa::Avx512 => {
+                    unsafe { forward_band_512(x, spk_ptr, mem_ptr, start, state, steps, n, p) };
+                    return;
+                }
+                Isa::Avx2 => {
+                    unsafe { forward_band_256(x, spk_ptr, mem_ptr, start, state, steps, n, p) };
+                    return;
+                }
+                Isa::Plain => {}
             }
             // SAFETY: as above.
             unsafe { forward_band(x, spk_ptr, mem_ptr, start, state, steps, n, p) };
@@ -227,6 +253,25 @@ unsafe fn backward_band_512(
     unsafe { backward_band(x, mem0, gx, start, carry, mems, steps, stride, p, incoming) }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn backward_band_256(
+    x: &[f32],
+    mem0: &[f32],
+    gx: SyncPtr,
+    start: usize,
+    carry: &mut [f32],
+    mems: &mut [f32],
+    steps: usize,
+    stride: usize,
+    p: &LeakyParams,
+    incoming: impl Fn(f32, f32) -> f32,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { backward_band(x, mem0, gx, start, carry, mems, steps, stride, p, incoming) }
+}
+
 /// The reverse pass in place: `x [steps, n]` is the op's input, `mem0 [n]` its initial
 /// membrane. `gx` enters holding the gradient of the output `seed` (`[steps, n]`; ignored for
 /// [`Seed::Last`], whose gradient `g_last [n]` is) and leaves holding the gradient of `x`;
@@ -265,13 +310,22 @@ pub fn backward_in_place(
             let m0 = &mem0[start..start + carry.len()];
             macro_rules! run {
                 ($f:expr) => {{
+                    // SAFETY (all three): `isa()` checked the features of each build; `gx`
+                    // holds `steps` rows of `n` and this task owns columns
+                    // start..start + carry.len().
                     #[cfg(target_arch = "x86_64")]
-                    if std::is_x86_feature_detected!("avx512f") {
-                        // SAFETY: the CPU has the features; `gx` holds `steps` rows of `n`
-                        // and this task owns columns start..start + carry.len().
-                        return unsafe {
-                            backward_band_512(x, m0, gx_ptr, start, carry, mems, steps, n, p, $f)
-                        };
+                    match isa() {
+                        Isa::Avx512 => {
+                            return unsafe {
+                                backward_band_512(x, m0, gx_ptr, start, carry, mems, steps, n, p, $f)
+                            };
+                        }
+                        Isa::Avx2 => {
+                            return unsafe {
+                                backward_band_256(x, m0, gx_ptr, start, carry, mems, steps, n, p, $f)
+                            };
+                        }
+                        Isa::Plain => {}
                     }
                     // SAFETY: as above.
                     unsafe { backward_band(x, m0, gx_ptr, start, carry, mems, steps, n, p, $f) }

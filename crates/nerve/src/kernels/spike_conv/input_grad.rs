@@ -1,9 +1,12 @@
-//! The input gradient that skips zero output gradients (AVX-512 only; elsewhere the caller
-//! falls back to Burn's transposed convolution).
+//! The input gradient that skips zero output gradients (AVX-512, or AVX2 with FMA; on other
+//! CPUs the caller falls back to Burn's transposed convolution). Both builds do the same
+//! fused multiply-adds in the same order, so they give the same bits.
 
 use rayon::prelude::*;
 
 use super::{samples_per_task, Geometry};
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::{isa, Isa};
 
 /// `[O, C, KH, KW]` → `[O, KH, KW, C]`, so one kernel row's taps for every input channel are
 /// contiguous, as are the inputs they reach in a channels-last map.
@@ -19,6 +22,96 @@ fn channels_last_filters(w: &[f32], g: &Geometry) -> Vec<f32> {
     out
 }
 
+/// Lists each output pixel's nonzero gradients `(o, value)` in `nonzero`, pixel `p`'s at
+/// `starts[p]..starts[p + 1]`.
+#[inline(always)]
+fn compact(gout: &[f32], g: &Geometry, nonzero: &mut Vec<(u32, f32)>, starts: &mut Vec<usize>) {
+    let pixels = g.ho * g.wo;
+    // Branch-free compaction: about one gradient in four is nonzero, at random, which a
+    // branch would mispredict constantly.
+    nonzero.resize(g.o * pixels, (0, 0.0));
+    starts.clear();
+    let mut count = 0;
+    for p in 0..pixels {
+        starts.push(count);
+        for o in 0..g.o {
+            let v = gout[o * pixels + p];
+            nonzero[count] = (o as u32, v);
+            count += usize::from(v != 0.0);
+        }
+    }
+    starts.push(count);
+}
+
+/// Where output pixel `p` reaches the input through kernel row `ky`: the offset of the first
+/// tap inside the kernel row's `KW·C` sums, the offset in the channels-last input and the
+/// length of the run; `None` where the row falls in the padding.
+#[inline(always)]
+fn window(g: &Geometry, p: usize, ky: usize) -> Option<(usize, usize, usize)> {
+    let (oy, ox) = (p / g.wo, p % g.wo);
+    if oy + ky < g.ph || oy + ky - g.ph >= g.h {
+        return None;
+    }
+    let kx_lo = g.pw.saturating_sub(ox);
+    let kx_hi = g.kw.min(g.w + g.pw - ox);
+    let to = ((oy + ky - g.ph) * g.w + ox + kx_lo - g.pw) * g.c;
+    Some((kx_lo * g.c, to, (kx_hi - kx_lo) * g.c))
+}
+
+/// The channels-last sums `acc [H·W, C]` into `gx [C, H, W]`.
+#[inline(always)]
+fn channels_first(acc: &[f32], g: &Geometry, gx: &mut [f32]) {
+    let plane = g.h * g.w;
+    for (ci, out) in gx.chunks_exact_mut(plane).enumerate() {
+        for (q, v) in out.iter_mut().enumerate() {
+            *v = acc[q * g.c + ci];
+        }
+    }
+}
+
+/// The input gradient of one sample in plain loops, each tap summed with `mul_add` in the
+/// order of the AVX-512 build, compiled for AVX2 and FMA (see `avx512::sample` for the
+/// arguments).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; the slices must have the sizes `g` gives.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn sample_avx2(
+    gout: &[f32],
+    wr: &[f32],
+    g: &Geometry,
+    acc: &mut [f32],
+    row: &mut [f32],
+    nonzero: &mut Vec<(u32, f32)>,
+    starts: &mut Vec<usize>,
+    gx: &mut [f32],
+) {
+    let run = g.kw * g.c;
+    compact(gout, g, nonzero, starts);
+    acc.fill(0.0);
+    for ky in 0..g.kh {
+        for p in 0..g.ho * g.wo {
+            let grads = &nonzero[starts[p]..starts[p + 1]];
+            let Some((from, to, len)) = window(g, p, ky).filter(|_| !grads.is_empty()) else {
+                continue;
+            };
+            row.fill(0.0);
+            for &(o, v) in grads {
+                let w = &wr[(o as usize * g.kh + ky) * run..][..run];
+                for (r, &w) in row.iter_mut().zip(w) {
+                    *r = v.mul_add(w, *r);
+                }
+            }
+            for (a, &r) in acc[to..to + len].iter_mut().zip(&row[from..]) {
+                *a += r;
+            }
+        }
+    }
+    channels_first(acc, g, gx);
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     //! The input gradient with AVX-512: after max pooling three in four output gradients are
@@ -29,7 +122,7 @@ mod avx512 {
     //! take the short runs (a 5×12 kernel row is 60 floats) without a scalar tail.
     use std::arch::x86_64::*;
 
-    use super::Geometry;
+    use super::{channels_first, compact, window, Geometry};
 
     /// Lanes of the four 16-float registers that `len` floats fill.
     fn masks(len: usize) -> [__mmask16; 4] {
@@ -70,35 +163,21 @@ mod avx512 {
         starts: &mut Vec<usize>,
         gx: &mut [f32],
     ) {
-        let (c, pixels, run) = (g.c, g.ho * g.wo, g.kw * g.c);
+        let (pixels, run) = (g.ho * g.wo, g.kw * g.c);
         debug_assert_eq!(gout.len(), g.o * pixels);
         debug_assert_eq!(wr.len(), g.o * g.kh * run);
         debug_assert_eq!(
             (acc.len(), gx.len(), row.len()),
-            (g.h * g.w * c, g.h * g.w * c, run)
+            (g.h * g.w * g.c, g.h * g.w * g.c, run)
         );
-        // Branch-free compaction: about one gradient in four is nonzero, at random, which a
-        // branch would mispredict constantly.
-        nonzero.resize(g.o * pixels, (0, 0.0));
-        starts.clear();
-        let mut count = 0;
-        for p in 0..pixels {
-            starts.push(count);
-            for o in 0..g.o {
-                let v = gout[o * pixels + p];
-                nonzero[count] = (o as u32, v);
-                count += usize::from(v != 0.0);
-            }
-        }
-        starts.push(count);
+        compact(gout, g, nonzero, starts);
         acc.fill(0.0);
         for ky in 0..g.kh {
             for p in 0..pixels {
                 let grads = &nonzero[starts[p]..starts[p + 1]];
-                let (oy, ox) = (p / g.wo, p % g.wo);
-                if grads.is_empty() || oy + ky < g.ph || oy + ky - g.ph >= g.h {
+                let Some((from, to, len)) = window(g, p, ky).filter(|_| !grads.is_empty()) else {
                     continue;
-                }
+                };
                 for start in (0..run).step_by(64) {
                     let m = masks(run - start);
                     let mut r = [_mm512_setzero_ps(); 4];
@@ -116,19 +195,10 @@ mod avx512 {
                         _mm512_mask_storeu_ps(row.as_mut_ptr().add(start + 16 * k), m[k], r[k]);
                     }
                 }
-                let kx_lo = g.pw.saturating_sub(ox);
-                let kx_hi = g.kw.min(g.w + g.pw - ox);
-                let to = ((oy + ky - g.ph) * g.w + ox + kx_lo - g.pw) * c;
-                let len = (kx_hi - kx_lo) * c;
-                add_run(acc.as_mut_ptr().add(to), row.as_ptr().add(kx_lo * c), len);
+                add_run(acc.as_mut_ptr().add(to), row.as_ptr().add(from), len);
             }
         }
-        let plane = g.h * g.w;
-        for (ci, out) in gx.chunks_exact_mut(plane).enumerate() {
-            for (q, v) in out.iter_mut().enumerate() {
-                *v = acc[q * c + ci];
-            }
-        }
+        channels_first(acc, g, gx);
     }
 }
 
@@ -137,11 +207,13 @@ mod avx512 {
 pub(super) const SPARSE_GRAD_BELOW: f64 = 0.5;
 
 /// The input gradient skipping zero output gradients (`gout [N, O, Ho, Wo]`,
-/// `w [O, C, KH, KW]` → `[N, C, H, W]`), or `None` where the CPU lacks AVX-512.
+/// `w [O, C, KH, KW]` → `[N, C, H, W]`), or `None` where the CPU lacks both AVX-512 and AVX2
+/// (or `NERVE_ISA=portable`).
 pub(super) fn sparse_input_grad(gout: &[f32], w: &[f32], g: &Geometry) -> Option<Vec<f32>> {
     #[cfg(target_arch = "x86_64")]
     {
-        if !std::is_x86_feature_detected!("avx512f") {
+        let isa = isa();
+        if isa == Isa::Plain {
             return None;
         }
         let wr = channels_last_filters(w, g);
@@ -161,19 +233,15 @@ pub(super) fn sparse_input_grad(gout: &[f32], w: &[f32], g: &Geometry) -> Option
                     .chunks_exact_mut(in_len)
                     .zip(gouts.chunks_exact(out_len))
                 {
-                    // SAFETY: AVX-512F was detected above; every buffer has the size the
-                    // geometry gives.
+                    let (acc, row, nonzero, starts) = (&mut acc, &mut row, &mut nonzero, &mut starts);
+                    // SAFETY: `isa()` checked the features of each build; every buffer has the
+                    // size the geometry gives.
                     unsafe {
-                        avx512::sample(
-                            gout,
-                            &wr,
-                            g,
-                            &mut acc,
-                            &mut row,
-                            &mut nonzero,
-                            &mut starts,
-                            gx,
-                        )
+                        if isa == Isa::Avx512 {
+                            avx512::sample(gout, &wr, g, acc, row, nonzero, starts, gx)
+                        } else {
+                            sample_avx2(gout, &wr, g, acc, row, nonzero, starts, gx)
+                        }
                     };
                 }
             });
@@ -183,5 +251,64 @@ pub(super) fn sparse_input_grad(gout: &[f32], w: &[f32], g: &Geometry) -> Option
     {
         let _ = (gout, w, g);
         None
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// The AVX2 and AVX-512 builds give the same bits on a sparse gradient, with padding and
+    /// runs that are not whole registers (a 3×5 kernel over 7 channels).
+    #[test]
+    fn avx2_and_avx512_builds_agree_bit_for_bit() {
+        let has = |f: &str| match f {
+            "avx512f" => std::is_x86_feature_detected!("avx512f"),
+            _ => std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
+        };
+        if !(has("avx512f") && has("avx2")) {
+            println!("skipped: this CPU lacks AVX-512F or AVX2, so there are not two builds");
+            return;
+        }
+        let g = Geometry::new(&[1, 7, 9, 11], &[6, 7, 3, 5], [1, 2]);
+        let mut seed = 12345u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let w: Vec<f32> = (0..6 * 7 * 3 * 5).map(|_| next()).collect();
+        let gout: Vec<f32> = (0..g.output_len())
+            .map(|_| {
+                let v = next();
+                if v.abs() < 0.3 {
+                    0.0
+                } else {
+                    v
+                }
+            })
+            .collect();
+        assert!(gout.contains(&0.0) && gout.iter().any(|&v| v != 0.0));
+        let wr = channels_last_filters(&w, &g);
+        let run = |wide: bool| {
+            let mut acc = vec![0f32; g.input_len()];
+            let mut row = vec![0f32; g.kw * g.c];
+            let (mut nonzero, mut starts) = (Vec::new(), Vec::new());
+            let mut gx = vec![0f32; g.input_len()];
+            let (a, r, nz, st) = (&mut acc, &mut row, &mut nonzero, &mut starts);
+            // SAFETY: both feature sets were detected above; the buffers have the sizes the
+            // geometry gives.
+            unsafe {
+                if wide {
+                    avx512::sample(&gout, &wr, &g, a, r, nz, st, &mut gx)
+                } else {
+                    sample_avx2(&gout, &wr, &g, a, r, nz, st, &mut gx)
+                }
+            }
+            gx
+        };
+        let (wide, narrow) = (run(true), run(false));
+        assert!(wide.iter().any(|&v| v != 0.0));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&wide), bits(&narrow));
     }
 }

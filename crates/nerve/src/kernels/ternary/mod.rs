@@ -102,8 +102,8 @@ const PREFETCH_BYTES: usize = 16384;
 /// it saves.
 const MIN_TASK_WEIGHTS: usize = 1 << 17;
 
-/// Which implementation of the GEMV inner loop runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which implementation of the GEMV inner loop runs, ordered slowest (narrowest) first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kernel {
     /// Portable Rust: table lookups one row at a time.
     Scalar,
