@@ -140,12 +140,22 @@ impl TernaryArena {
     }
 
     fn shape(&self, index: usize) -> Result<(usize, usize)> {
-        self.shapes.get(index).copied().ok_or_else(|| {
+        let (rows, cols) = self.shapes.get(index).copied().ok_or_else(|| {
             Error::invalid(
                 "ternary matrix index",
                 format!("{index} is not below {}", self.shapes.len()),
             )
-        })
+        })?;
+        if self.layout == Layout::TwoBit && cols > two_bit::MAX_COLS {
+            return Err(Error::invalid(
+                "ternary weights",
+                format!(
+                    "{cols} columns are more than the two-bit kernel sums exactly in i32 ({})",
+                    two_bit::MAX_COLS
+                ),
+            ));
+        }
+        Ok((rows, cols))
     }
 
     fn pack_with(&mut self, index: usize, scale: f32, sign: impl Fn(usize, usize) -> i8) {

@@ -157,6 +157,13 @@ fn bad_inputs_are_errors() {
     assert!(TernaryMatrix::from_f32(1, 2, &[0.0, f32::NAN]).is_err());
     assert!(TernaryMatrix::from_signs(1, 2, &[0, 2], 1.0).is_err());
     assert!(TernaryMatrix::from_signs(1, 2, &[0, 1], 0.0).is_err());
+    // Past 2²¹ columns the two-bit kernel's i32 sums could overflow: refused by name.
+    let cols = (1 << 21) + 1;
+    let err = TernaryMatrix::from_signs_in(Layout::TwoBit, 1, cols, &vec![0; cols], 1.0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than the two-bit kernel"), "{err}");
+    assert!(TernaryMatrix::from_signs_in(Layout::Base3, 1, cols, &vec![0; cols], 1.0).is_ok());
 }
 
 #[test]
@@ -218,6 +225,10 @@ fn long_rows_of_extreme_activations_do_not_overflow() {
             let mut got = vec![0; rows];
             m.gemv_with(kernel, &x, &mut got);
             assert_eq!(got, want, "{} with {fill}", kernel.name());
+            // Batched: five vectors, more than one group of the AVX2 batch kernel.
+            let mut got = vec![0; 5 * rows];
+            m.gemv_batch_with(kernel, &[&x; 5], &mut got);
+            assert_eq!(got, want.repeat(5), "{} batched with {fill}", kernel.name());
         }
     }
 }

@@ -17,6 +17,10 @@ use super::{line_bytes, line_bytes_mut, Line, BAND_ROWS};
 /// a multiple of it.
 pub(super) const BLOCK_COLS: usize = 128;
 
+/// Most columns of a two-bit matrix: the AVX2 kernel sums `4 · (w + 1) · x` per row in i32,
+/// up to 4 · 2 · 128 per column.
+pub(super) const MAX_COLS: usize = 1 << 21;
+
 /// Blocks of one row: `ceil(cols / 128)`.
 pub(super) fn row_blocks(cols: usize) -> usize {
     cols.div_ceil(BLOCK_COLS)

@@ -101,3 +101,109 @@ pub(super) unsafe fn band(
     }
     out
 }
+
+/// Vectors sharing one decoding of a block in [`band_batch`].
+const GROUP: usize = 4;
+/// Blocks summed in i16 lanes by [`band_batch`] before they are widened: a block adds four
+/// pair sums of magnitude ≤ 512 to a lane, and 15 · 2048 = 30720 ≤ `i16::MAX`.
+const FLUSH_BLOCKS: usize = 15;
+
+/// One row of [`band_batch`] for up to [`GROUP`] vectors `xs`: `Σ (w + 1) · x` per vector as
+/// 8 i32 lanes to be added. The four fields of each block are taken out once (three shifts,
+/// four masks) and multiplied with every vector's activations.
+///
+/// # Safety
+/// AVX2; `w` points at `blocks` blocks, each `xs[v]` at `128 · blocks` bytes.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn row_group(
+    w: *const u8,
+    xs: &[*const i8],
+    blocks: usize,
+    end: usize,
+    prefetch: bool,
+) -> [__m256i; GROUP] {
+    let (low, one) = (_mm256_set1_epi8(3), _mm256_set1_epi16(1));
+    let mut acc32 = [_mm256_setzero_si256(); GROUP];
+    let mut acc16 = [_mm256_setzero_si256(); GROUP];
+    for b in 0..blocks {
+        // SAFETY: block `b` and its activations are in range by the caller's contract;
+        // prefetches are only hints.
+        unsafe {
+            let at = w.add(32 * b);
+            let ahead = at.wrapping_add(PREFETCH_BYTES);
+            if prefetch && b % 2 == 0 && (ahead as usize) < end {
+                _mm_prefetch::<_MM_HINT_T1>(ahead as *const i8);
+            }
+            let wv = _mm256_loadu_si256(at as *const __m256i);
+            let f = [
+                _mm256_and_si256(wv, low),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(wv), low),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(wv), low),
+                _mm256_and_si256(_mm256_srli_epi16::<6>(wv), low),
+            ];
+            for (v, &x) in xs.iter().enumerate() {
+                let x = x.add(BLOCK_COLS * b) as *const __m256i;
+                let p01 = _mm256_add_epi16(
+                    _mm256_maddubs_epi16(f[0], _mm256_loadu_si256(x)),
+                    _mm256_maddubs_epi16(f[1], _mm256_loadu_si256(x.add(1))),
+                );
+                let p23 = _mm256_add_epi16(
+                    _mm256_maddubs_epi16(f[2], _mm256_loadu_si256(x.add(2))),
+                    _mm256_maddubs_epi16(f[3], _mm256_loadu_si256(x.add(3))),
+                );
+                acc16[v] = _mm256_add_epi16(acc16[v], _mm256_add_epi16(p01, p23));
+            }
+        }
+        if (b + 1) % FLUSH_BLOCKS == 0 || b + 1 == blocks {
+            for v in 0..xs.len() {
+                acc32[v] = _mm256_add_epi32(acc32[v], _mm256_madd_epi16(acc16[v], one));
+                acc16[v] = _mm256_setzero_si256();
+            }
+        }
+    }
+    acc32
+}
+
+/// The AVX2 kernel for one band and N vectors at once (`inputs[v]` = padded activations and
+/// their sum): the band's rows are streamed once, and each block is taken apart once per
+/// [`GROUP`] vectors. Writes `out[v · 128 + r]`, like [`band`] per vector.
+///
+/// # Safety
+/// As [`band`], for every vector; `out` holds `128 · inputs.len()` values.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn band_batch(
+    lines: &[Line],
+    inputs: &[(&[i8], i32)],
+    end: *const Line,
+    out: &mut [i32],
+) {
+    let blocks = 2 * lines.len() / BAND_ROWS;
+    debug_assert!(inputs.iter().all(|(x, _)| x.len() >= BLOCK_COLS * blocks));
+    debug_assert_eq!(out.len(), BAND_ROWS * inputs.len());
+    let (end, wp) = (end as usize, lines.as_ptr() as *const u8);
+    for q in 0..BAND_ROWS / QUAD {
+        for (g, group) in inputs.chunks(GROUP).enumerate() {
+            let mut xs = [std::ptr::null(); GROUP];
+            for (p, (x, _)) in xs.iter_mut().zip(group) {
+                *p = x.as_ptr();
+            }
+            let xs = &xs[..group.len()];
+            let mut rows = [[_mm256_setzero_si256(); GROUP]; QUAD];
+            for (k, r) in rows.iter_mut().enumerate() {
+                let w = wp.wrapping_add(32 * blocks * (QUAD * q + k));
+                // SAFETY: row 4q + k of the band; the caller's contract covers it.
+                *r = unsafe { row_group(w, xs, blocks, end, g == 0) };
+            }
+            for (v, &(_, sum)) in group.iter().enumerate() {
+                let [a, b, c, d] = [rows[0][v], rows[1][v], rows[2][v], rows[3][v]];
+                let h = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+                let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+                let s = _mm_sub_epi32(s, _mm_set1_epi32(sum));
+                let at = (GROUP * g + v) * BAND_ROWS + QUAD * q;
+                // SAFETY: `at + 4 ≤ out.len()`.
+                unsafe { _mm_storeu_si128(out.as_mut_ptr().add(at) as *mut __m128i, s) };
+            }
+        }
+    }
+}
