@@ -74,28 +74,6 @@ impl TernaryMatrix {
             all[..end * per_band].as_ptr_range().end
         };
         let mut out = Vec::with_capacity((end - first) * inputs.len() * BAND_ROWS);
-        #[cfg(target_arch = "x86_64")]
-        if kernel == Kernel::Avx2 {
-            // Two-bit inputs (the layout of this kernel): one pass for all vectors.
-            let bytes: Vec<(&[i8], i32)> = inputs
-                .iter()
-                .filter_map(|i| match *i {
-                    VectorInput::Bytes { x, sum } => Some((x, sum)),
-                    VectorInput::Tables(_) => None,
-                })
-                .collect();
-            if bytes.len() == inputs.len() {
-                out.resize((end - first) * inputs.len() * BAND_ROWS, 0);
-                let per_out = inputs.len() * BAND_ROWS;
-                for (b, o) in (first..end).zip(out.chunks_exact_mut(per_out)) {
-                    let lines = &all[b * per_band..(b + 1) * per_band];
-                    // SAFETY: `runnable` chose AVX2 only where the CPU has it; every input is
-                    // padded to whole blocks; `o` holds 128 sums per vector.
-                    unsafe { super::x86_avx2::band_batch(lines, &bytes, task_end, o) };
-                }
-                return out;
-            }
-        }
         for b in first..end {
             let lines = &all[b * per_band..(b + 1) * per_band];
             for (s, &t) in inputs.iter().enumerate() {
