@@ -1,8 +1,9 @@
 //! `nerve lm serve`: an OpenAI-style completions server with continuous batching.
 //!
 //! One thread decodes ([`scheduler`]): every active request advances by one token per step,
-//! through [`BatchDecoder::step`] (for MatMul-free models one pass over the packed weights for
-//! all of them); requests join and leave between steps. The HTTP side ([`http`], on axum and
+//! through [`BatchDecoder::step`](crate::models::batch_decode::BatchDecoder::step) (for
+//! MatMul-free models one pass over the packed weights for all of them); requests join and
+//! leave between steps. The HTTP side ([`http`], on axum and
 //! tokio) checks requests, queues them (bounded: 503 with `Retry-After` when full) and streams
 //! text back as server-sent events. [`load`] is the load tester.
 //!

@@ -1,7 +1,7 @@
 //! NIR, the Neuromorphic Intermediate Representation: read and write graphs as the Python `nir`
 //! package (1.0.x) does, run them, and export Nerve's networks.
 //!
-//! - [`file`]: the HDF5 layout, read and written with the pure-Rust `hdf5-pure` crate (gzip
+//! - [`file`](mod@file): the HDF5 layout, read and written with the pure-Rust `hdf5-pure` crate (gzip
 //!   arrays, variable-length strings, nested graphs, metadata).
 //! - [`graph`]: every node type the package defines and the checks a graph must pass.
 //! - [`run`](mod@run): a graph on `[T, B, *shape]` inputs. The default semantics are snnTorch's

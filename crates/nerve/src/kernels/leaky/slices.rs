@@ -317,12 +317,16 @@ pub fn backward_in_place(
                     match isa() {
                         Isa::Avx512 => {
                             return unsafe {
-                                backward_band_512(x, m0, gx_ptr, start, carry, mems, steps, n, p, $f)
+                                backward_band_512(
+                                    x, m0, gx_ptr, start, carry, mems, steps, n, p, $f,
+                                )
                             };
                         }
                         Isa::Avx2 => {
                             return unsafe {
-                                backward_band_256(x, m0, gx_ptr, start, carry, mems, steps, n, p, $f)
+                                backward_band_256(
+                                    x, m0, gx_ptr, start, carry, mems, steps, n, p, $f,
+                                )
                             };
                         }
                         Isa::Plain => {}

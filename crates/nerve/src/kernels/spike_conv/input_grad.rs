@@ -233,7 +233,8 @@ pub(super) fn sparse_input_grad(gout: &[f32], w: &[f32], g: &Geometry) -> Option
                     .chunks_exact_mut(in_len)
                     .zip(gouts.chunks_exact(out_len))
                 {
-                    let (acc, row, nonzero, starts) = (&mut acc, &mut row, &mut nonzero, &mut starts);
+                    let (acc, row, nonzero, starts) =
+                        (&mut acc, &mut row, &mut nonzero, &mut starts);
                     // SAFETY: `isa()` checked the features of each build; every buffer has the
                     // size the geometry gives.
                     unsafe {

@@ -1,9 +1,11 @@
 //! Packed ternary matrix-vector products, the hot loop of MatMul-free LM decoding.
 //!
-//! A [`TernaryMatrix`] holds weights in {-1, 0, +1} in base 3: each group of 3 consecutive
+//! A [`TernaryMatrix`] holds weights in {-1, 0, +1} and the per-tensor scale `s_w` of
+//! BitLinear, in the [`Layout`] of the kernel that will read it. In base 3 (the AVX-512 and
+//! portable kernels' layout) each group of 3 consecutive
 //! columns of a row is one code `Σ_k (w_k + 1) · 3^k` in 0..27 (5 bits), and three codes (9
 //! columns) share one `u16` word, `c₀ | c₁ << 5 | c₂ << 10`: 16 bits per 9 weights, 1.78 bits
-//! per weight, plus the per-tensor scale `s_w` of BitLinear.
+//! per weight.
 //!
 //! Rows come in tiles of [`TILE_ROWS`] = 32 (one i16 lane per row in a 512-bit register) and
 //! bands of [`BAND_ROWS`] = 128 (4 tiles); the words of a row are split into column blocks of
@@ -33,9 +35,10 @@
 //! AVX2 (chosen where AVX-512BW is missing) reads another layout, [`Layout::TwoBit`]: two
 //! bits per weight, multiplied by the int8 activations with `vpmaddubsw` (`two_bit`,
 //! `x86_avx2`). AVX2 has no 16-bit permutation, and looking base-3 codes up with `vpshufb`
-//! cost about 15 instructions per code (7 GB/s per core); the two-bit kernel streams at the
-//! memory's speed for 12.5% more bytes. A matrix is packed in the layout of the kernel that
-//! [`Kernel::detect`] picks, so a model holds one copy of its weights.
+//! cost about 15 instructions per code (7 GB/s per core); the two-bit kernel runs at 25–29
+//! GB/s per core with its weights in cache, about what a core streams from memory, for 12.5%
+//! more bytes. A matrix is packed in the layout of the kernel that [`Kernel::detect`] picks, so
+//! a model holds one copy of its weights.
 //!
 //! `NERVE_ISA=avx512|avx2|portable` forces a kernel (see [`Kernel::detect`]), so tests and
 //! benchmarks cover each one on a machine that has them all.

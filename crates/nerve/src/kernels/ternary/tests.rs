@@ -307,8 +307,7 @@ fn batched_gemv_equals_the_reference_for_every_vector() {
             m.gemv_reference(x.as_i8(), &mut want[s * rows..(s + 1) * rows]);
         }
         for kernel in Kernel::available() {
-            let m =
-                TernaryMatrix::from_signs_in(kernel.layout(), rows, cols, &signs, 1.0).unwrap();
+            let m = TernaryMatrix::from_signs_in(kernel.layout(), rows, cols, &signs, 1.0).unwrap();
             for threads in [1, 3] {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
