@@ -399,11 +399,12 @@ fn generate_cmd(args: GenerateArgs) -> Result<()> {
             }
         };
         eprintln!(
-            "loaded {} ({} parameters) in {:.1} s, {} engine",
+            "loaded {} ({} parameters) in {:.1} s, {} engine ({} kernel)",
             args.model.display(),
             weights.num_params(),
             loading.elapsed().as_secs_f64(),
-            args.engine
+            args.engine,
+            nerve::kernels::ternary::Kernel::detect().name()
         );
         engine
     } else {

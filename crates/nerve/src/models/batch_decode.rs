@@ -12,6 +12,7 @@ use super::mmfree::engine::{BitLinearMatrix, Engine, Stream};
 use super::mmfree::{self, MmFreeEngine};
 use super::spikegpt::{self, BlockState, SpikeGpt, SpikeGptState, WkvState};
 use crate::error::{Error, Result};
+use crate::kernels::ternary::Kernel;
 use crate::text::Tokenizer;
 
 /// Sequences in numbered slots, advanced one token each per [`step`](Self::step).
@@ -318,11 +319,12 @@ pub fn open_dir(dir: &Path, tokenizer: &Tokenizer, device: &Device) -> Result<Ba
             bos: c.bos_token_id.filter(|_| hf),
             eos: c.eos_token_id.filter(|_| hf),
             description: format!(
-                "mmfree V={} d={} L={} ({} parameters, packed ternary engine)",
+                "mmfree V={} d={} L={} ({} parameters, packed ternary engine, {} kernel)",
                 c.vocab_size,
                 c.hidden_size,
                 c.num_hidden_layers,
-                weights.num_params()
+                weights.num_params(),
+                Kernel::detect().name()
             ),
             decoder: Box::new(EngineBatch::new(MmFreeEngine::new(&weights)?)),
         }
