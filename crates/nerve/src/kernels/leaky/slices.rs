@@ -1,5 +1,5 @@
 //! The fused Leaky kernel on plain slices: the banded forward, the recomputing reverse pass and
-//! their AVX-512 entry points; the Burn op in the parent module calls these.
+//! their AVX-512 and AVX2 entry points; the Burn op in the parent module calls these.
 
 use rayon::prelude::*;
 
@@ -386,5 +386,81 @@ unsafe impl Sync for SyncPtr {}
 impl SyncPtr {
     fn get(self) -> *mut f32 {
         self.0
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod builds {
+    use super::*;
+
+    /// The AVX-512 and AVX2 builds give the plain build's bits (the process-wide `isa()` picks
+    /// only one of them, so they are called here directly).
+    #[test]
+    fn wide_builds_equal_the_plain_one() {
+        let wide = [
+            std::is_x86_feature_detected!("avx512f"),
+            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
+        ];
+        let (steps, n) = (40, 37);
+        let p = LeakyParams {
+            beta: 0.9,
+            threshold: 0.8,
+            graded: 0.7,
+            reset: Reset::Subtract,
+            surrogate: SurrogateGrad::ATan(2.0),
+            membranes: true,
+            levels: None,
+        };
+        let x: Vec<f32> = (0..steps * n)
+            .map(|i| (i * 7919 % 1000) as f32 / 500.0 - 0.7)
+            .collect();
+        let mem0: Vec<f32> = (0..n).map(|i| i as f32 / n as f32 - 0.5).collect();
+        let forward = |build: usize| {
+            let (mut spk, mut mem, mut state) =
+                (vec![0f32; steps * n], vec![0f32; steps * n], mem0.clone());
+            let (s, m) = (SyncPtr(spk.as_mut_ptr()), Some(SyncPtr(mem.as_mut_ptr())));
+            let st = &mut state;
+            // SAFETY: the build runs on this CPU (checked by the caller); the buffers hold
+            // `steps` rows of `n` and the band is all `n` columns.
+            unsafe {
+                match build {
+                    0 => forward_band_512(&x, s, m, 0, st, steps, n, &p),
+                    1 => forward_band_256(&x, s, m, 0, st, steps, n, &p),
+                    _ => forward_band(&x, s, m, 0, st, steps, n, &p),
+                }
+            }
+            [spk, mem, state]
+        };
+        let backward = |build: usize| {
+            let mut gx = x.iter().map(|v| v * 0.3).collect::<Vec<_>>();
+            let (mut carry, mut mems) = (vec![0.25f32; n], vec![0f32; steps * n]);
+            let g = SyncPtr(gx.as_mut_ptr());
+            let (c, ms) = (&mut carry, &mut mems);
+            let incoming = |g: f32, u: f32| g * atan_grad(2.0, u);
+            // SAFETY: as in `forward`.
+            unsafe {
+                match build {
+                    0 => backward_band_512(&x, &mem0, g, 0, c, ms, steps, n, &p, incoming),
+                    1 => backward_band_256(&x, &mem0, g, 0, c, ms, steps, n, &p, incoming),
+                    _ => backward_band(&x, &mem0, g, 0, c, ms, steps, n, &p, incoming),
+                }
+            }
+            [gx, carry]
+        };
+        let bits = |v: &[Vec<f32>]| -> Vec<Vec<u32>> {
+            v.iter()
+                .map(|a| a.iter().map(|f| f.to_bits()).collect())
+                .collect()
+        };
+        let (plain_fwd, plain_bwd) = (bits(&forward(2)), bits(&backward(2)));
+        assert!(plain_fwd[0].iter().any(|&s| s != 0) && plain_fwd[0].contains(&0));
+        for (build, has) in wide.into_iter().enumerate() {
+            if !has {
+                println!("skipped build {build}: this CPU lacks its features");
+                continue;
+            }
+            assert_eq!(bits(&forward(build)), plain_fwd, "build {build} forward");
+            assert_eq!(bits(&backward(build)), plain_bwd, "build {build} backward");
+        }
     }
 }
