@@ -34,7 +34,7 @@ pub fn quantize_i8(x: &[f32], q: &mut [i8]) -> f32 {
     assert!(q.len() >= x.len(), "quantize_i8: output shorter than input");
     let s = 127.0 / max_abs(x).max(1e-5);
     for (o, v) in q.iter_mut().zip(x) {
-        *o = round_half_away(v * s).clamp(-128, 127) as i8;
+        *o = round_to_i8(v * s);
     }
     s
 }
@@ -57,9 +57,31 @@ pub(super) fn max_abs(x: &[f32]) -> f32 {
     lanes.iter().fold(tail, |m, v| m.max(*v))
 }
 
+/// 1.5 · 2²³: adding it to a float of magnitude below 2²² rounds it to an integer, which then
+/// sits in the low mantissa bits.
+const ROUND_BIAS: f32 = 12_582_912.0;
+
+/// `clamp(round_half_away(v), -128, 127)` as i8 for `|v| < 2²²`, NaN giving 0 (as
+/// `round_half_away` then a cast would), with float and integer lane operations only: a
+/// float-to-int `as` cast saturates and checks for NaN lane by lane, which kept
+/// [`quantize_i8`] from vectorising.
+#[inline(always)]
+pub(super) fn round_to_i8(v: f32) -> i8 {
+    let a = v.abs();
+    let nearest = (a + ROUND_BIAS) - ROUND_BIAS;
+    let floor = if nearest > a { nearest - 1.0 } else { nearest };
+    let up = if a - floor >= 0.5 { 1.0 } else { 0.0 };
+    let r = (floor + up).copysign(v).clamp(-128.0, 127.0);
+    let r = if r.is_nan() { 0.0 } else { r };
+    ((r + ROUND_BIAS)
+        .to_bits()
+        .wrapping_sub(ROUND_BIAS.to_bits())) as i8
+}
+
 /// `f32::round` (half away from zero) for `|v| < 2³¹`, without the libm call `round`
-/// compiles to on baseline x86-64: the truncation and the fraction are exact in f32.
-#[inline]
+/// compiles to on baseline x86-64: the truncation and the fraction are exact in f32. The
+/// scalar form [`round_to_i8`] is tested against.
+#[cfg(test)]
 pub(super) fn round_half_away(v: f32) -> i32 {
     let t = v as i32;
     let frac = v - t as f32;
@@ -72,8 +94,8 @@ pub(super) fn round_half_away(v: f32) -> i32 {
 #[derive(Debug, Clone)]
 pub struct QuantizedActivations {
     len: usize,
-    /// The values, then zeros up to a whole number of two-bit blocks.
-    q8: Vec<i8>,
+    /// The values, then zeros up to a whole number of two-bit blocks and of base-3 words.
+    pub(super) q8: Vec<i8>,
     /// One table per group of 3 columns: entry `code` is `Σ_k digit(code, k) · x[3g + k]`.
     pub(super) tables: Vec<Line>,
     /// Whether `tables` holds the current values' tables.
@@ -87,7 +109,13 @@ impl QuantizedActivations {
     pub fn new(len: usize) -> Self {
         Self {
             len,
-            q8: vec![0; len.div_ceil(BLOCK_COLS) * BLOCK_COLS],
+            // Whole two-bit blocks and whole base-3 words, so both kernels read zeros past
+            // the end.
+            q8: vec![
+                0;
+                (len.div_ceil(BLOCK_COLS) * BLOCK_COLS)
+                    .max(len.div_ceil(WORD_COLS) * WORD_COLS)
+            ],
             tables: vec![Line::default(); len.div_ceil(WORD_COLS) * 3],
             tables_ready: true,
             sum: 0,
@@ -173,7 +201,8 @@ impl QuantizedActivations {
 
     /// The three activations of group `g` (zero past the end).
     pub(super) fn group(&self, g: usize) -> [i16; 3] {
-        std::array::from_fn(|k| self.q8.get(3 * g + k).map_or(0, |&v| v as i16))
+        let x = &self.q8[3 * g..3 * g + 3];
+        [x[0] as i16, x[1] as i16, x[2] as i16]
     }
 
     pub(super) fn build_tables(&mut self, kernel: Kernel) {

@@ -1,7 +1,7 @@
 //! Tests of the packing, the quantisation and every kernel against the reference.
 
 use super::pack::encode;
-use super::quantize::{max_abs, round_half_away};
+use super::quantize::{max_abs, round_half_away, round_to_i8};
 use super::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -38,9 +38,17 @@ fn fast_rounding_equals_f32_round() {
         values.extend([h, h.next_up(), h.next_down()]);
     }
     values.extend([0.0, -0.0, 0.49999997, -0.49999997, 8388607.5, 1e9, -1e9]);
-    for v in values {
+    for &v in &values {
         assert_eq!(round_half_away(v), v.round() as i32, "{v}");
     }
+    // The quantiser's lane-wise form, within its range |v| < 2²², and NaN.
+    for v in values.into_iter().filter(|v| v.abs() < 4194304.0) {
+        assert_eq!(round_to_i8(v), v.round().clamp(-128.0, 127.0) as i8, "{v}");
+    }
+    assert_eq!(round_to_i8(f32::NAN), 0);
+    assert_eq!(round_to_i8(-0.0), 0);
+    assert_eq!(round_to_i8(-127.5), -128);
+    assert_eq!(round_to_i8(126.5), 127);
     assert_eq!(max_abs(&[]), 0.0);
     let x: Vec<f32> = (0..37).map(|k| (k as f32 - 20.0) * 0.1).collect();
     assert_eq!(max_abs(&x), 2.0);

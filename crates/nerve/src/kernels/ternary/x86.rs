@@ -10,16 +10,16 @@ use std::arch::x86_64::*;
 /// The CPU supports AVX-512F and AVX-512BW.
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(super) unsafe fn build_tables(a: &mut QuantizedActivations) {
-    for g in 0..a.tables.len() {
-        let x = a.group(g);
+    // The padded values hold a whole group for every table.
+    for (table, x) in a.tables.iter_mut().zip(a.q8.chunks_exact(3)) {
         let mut t = _mm512_setzero_si512();
         for (k, &(plus, minus)) in DIGIT_MASKS.iter().enumerate() {
-            let v = _mm512_set1_epi16(x[k]);
+            let v = _mm512_set1_epi16(x[k] as i16);
             t = _mm512_mask_add_epi16(t, plus, t, v);
             t = _mm512_mask_sub_epi16(t, minus, t, v);
         }
         // SAFETY: `Line` is 64 bytes, 64-aligned.
-        unsafe { _mm512_store_si512(a.tables[g].0.as_mut_ptr() as *mut _, t) };
+        unsafe { _mm512_store_si512(table.0.as_mut_ptr() as *mut _, t) };
     }
 }
 

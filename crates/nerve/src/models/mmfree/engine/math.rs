@@ -41,7 +41,8 @@ pub(super) fn exp_f32(x: f32) -> f32 {
     // Adding and subtracting 1.5 · 2²³ rounds to the nearest integer.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.3, 88.3);
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let biased = x * std::f32::consts::LOG2_E + ROUND;
+    let n = biased - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4;
     p = p * r + 1.398_199_9e-3;
@@ -50,8 +51,11 @@ pub(super) fn exp_f32(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    // 2^n from its exponent bits; n is in [-126, 127].
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n from its exponent bits; n is in [-126, 127] and sits in the low mantissa bits of
+    // `biased` (read there rather than with `n as i32`, whose saturating conversion compiles
+    // to scalar code per lane and kept this loop from vectorising).
+    let n_bits = biased.to_bits().wrapping_sub(ROUND.to_bits());
+    y * f32::from_bits(n_bits.wrapping_add(127) << 23)
 }
 
 #[inline]
