@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{Kernel, Line, QuantizedActivations, TernaryMatrix, VectorInput, BAND_ROWS};
+use super::{Kernel, KernelInput, Line, QuantizedActivations, TernaryMatrix, BAND_ROWS};
 
 impl TernaryMatrix {
     /// For each of the N activation vectors `xs[s]`, `ys[s * rows + r] = Σ_c sign(r, c) ·
@@ -31,7 +31,6 @@ impl TernaryMatrix {
         }
         let kernel = self.runnable(kernel);
         let inputs: Vec<_> = xs.iter().map(|x| self.kernel_input(kernel, x)).collect();
-        let inputs: Vec<VectorInput<'_>> = inputs.iter().map(|t| t.as_ref()).collect();
         let threads = rayon::current_num_threads();
         let per_task = self.bands.div_ceil(threads * 2).max(1);
         let ranges: Vec<(usize, usize)> = (0..self.bands)
@@ -64,7 +63,7 @@ impl TernaryMatrix {
         kernel: Kernel,
         first: usize,
         end: usize,
-        inputs: &[VectorInput<'_>],
+        inputs: &[KernelInput<'_>],
     ) -> Vec<i32> {
         let per_band = self.lines_per_band();
         let all = self.lines();
@@ -76,7 +75,7 @@ impl TernaryMatrix {
         let mut out = Vec::with_capacity((end - first) * inputs.len() * BAND_ROWS);
         for b in first..end {
             let lines = &all[b * per_band..(b + 1) * per_band];
-            for (s, &t) in inputs.iter().enumerate() {
+            for (s, t) in inputs.iter().enumerate() {
                 // Only the first vector's pass prefetches: the others find the band in cache.
                 let prefetch_end = if s == 0 { task_end } else { lines.as_ptr() };
                 out.extend_from_slice(&self.band(kernel, lines, t, prefetch_end));

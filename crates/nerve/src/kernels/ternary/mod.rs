@@ -394,16 +394,15 @@ impl TernaryMatrix {
         // streams (and their prefetching) into shorter pieces.
         let per_task = self.bands.div_ceil(threads * 2).max(min_bands).max(1);
         let input = self.kernel_input(kernel, x);
-        let input = input.as_ref();
         if threads == 1 || per_task >= self.bands {
-            self.band_range(kernel, 0, self.bands, input, y);
+            self.band_range(kernel, 0, self.bands, &input, y);
         } else {
             y.par_chunks_mut(per_task * BAND_ROWS)
                 .enumerate()
                 .for_each(|(i, ys)| {
                     let first = i * per_task;
                     let end = (first + per_task).min(self.bands);
-                    self.band_range(kernel, first, end, input, ys)
+                    self.band_range(kernel, first, end, &input, ys)
                 });
         }
     }
@@ -414,7 +413,7 @@ impl TernaryMatrix {
         kernel: Kernel,
         first: usize,
         end: usize,
-        input: VectorInput<'_>,
+        input: &KernelInput<'_>,
         ys: &mut [i32],
     ) {
         let per_band = self.lines_per_band();
@@ -451,25 +450,25 @@ impl TernaryMatrix {
         &self,
         kernel: Kernel,
         lines: &[Line],
-        input: VectorInput<'_>,
+        input: &KernelInput<'_>,
         prefetch_end: *const Line,
     ) -> [i32; BAND_ROWS] {
         match (input, kernel) {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `runnable` only passes kernels this CPU supports; `tables` has three
             // tables per word of a row; prefetches are only hints and may point anywhere.
-            (VectorInput::Tables(tables), Kernel::Avx512) => unsafe {
+            (KernelInput::Tables(tables), Kernel::Avx512) => unsafe {
                 x86::band(lines, tables, self.words, self.block, prefetch_end)
             },
-            (VectorInput::Tables(tables), _) => {
+            (KernelInput::Tables(tables), _) => {
                 portable::band(lines, tables, self.words, self.block)
             }
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above; `x` is padded to whole lines of the row.
-            (VectorInput::Bytes { x, sum }, Kernel::Avx2) => unsafe {
+            (&KernelInput::Bytes { x, sum }, Kernel::Avx2) => unsafe {
                 x86_avx2::band(lines, x, sum, prefetch_end)
             },
-            (VectorInput::Bytes { x, sum }, _) => two_bit::band_portable(lines, x, sum),
+            (&KernelInput::Bytes { x, sum }, _) => two_bit::band_portable(lines, x, sum),
         }
     }
 
@@ -486,25 +485,10 @@ impl TernaryMatrix {
     }
 }
 
-/// What a kernel reads of one activation vector, owned where it had to be built.
+/// What a kernel reads of one activation vector: the base-3 group tables (owned where they
+/// had to be built), or the int8 values padded with zeros to whole two-bit blocks with their
+/// sum.
 enum KernelInput<'a> {
     Tables(std::borrow::Cow<'a, [Line]>),
-    Bytes { x: &'a [i8], sum: i32 },
-}
-
-impl KernelInput<'_> {
-    fn as_ref(&self) -> VectorInput<'_> {
-        match self {
-            KernelInput::Tables(t) => VectorInput::Tables(t),
-            KernelInput::Bytes { x, sum } => VectorInput::Bytes { x, sum: *sum },
-        }
-    }
-}
-
-/// What a kernel reads of one activation vector: the base-3 group tables, or the int8 values
-/// padded with zeros to whole two-bit lines with their sum.
-#[derive(Clone, Copy)]
-enum VectorInput<'a> {
-    Tables(&'a [Line]),
     Bytes { x: &'a [i8], sum: i32 },
 }

@@ -88,9 +88,9 @@ pub(super) fn round_half_away(v: f32) -> i32 {
     t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5)
 }
 
-/// One activation vector quantised to int8, with what the kernels read: the per-group
-/// lookup tables of the base-3 kernels (built only where [`Kernel::detect`] reads base 3) and
-/// the sum of the values (for the two-bit kernels). Allocate once and reuse it for every token.
+/// One activation vector quantised to int8, with the per-group lookup tables the base-3
+/// kernels read (built only where [`Kernel::detect`] reads base 3). Allocate once and reuse it
+/// for every token.
 #[derive(Debug, Clone)]
 pub struct QuantizedActivations {
     len: usize,
@@ -100,7 +100,6 @@ pub struct QuantizedActivations {
     pub(super) tables: Vec<Line>,
     /// Whether `tables` holds the current values' tables.
     tables_ready: bool,
-    sum: i32,
     scale: f32,
 }
 
@@ -118,7 +117,6 @@ impl QuantizedActivations {
             ],
             tables: vec![Line::default(); len.div_ceil(WORD_COLS) * 3],
             tables_ready: true,
-            sum: 0,
             scale: 1.0,
         }
     }
@@ -156,11 +154,10 @@ impl QuantizedActivations {
         self.prepare();
     }
 
-    /// Sums the new values and builds the tables if the chosen kernel reads them (else they
-    /// are built on demand by [`tables_for`](Self::tables_for)).
+    /// Builds the tables if the chosen kernel reads them (else they are built on demand by
+    /// [`tables_for`](Self::tables_for)).
     #[inline(always)]
     fn prepare(&mut self) {
-        self.sum = self.q8[..self.len].iter().map(|&v| v as i32).sum();
         let kernel = Kernel::detect();
         self.tables_ready = kernel.layout() == Layout::Base3;
         if self.tables_ready {
@@ -178,9 +175,10 @@ impl QuantizedActivations {
         &self.q8
     }
 
-    /// `Σ x` of the int8 activations.
+    /// `Σ x` of the int8 activations (what the two-bit kernels subtract; one pass over the
+    /// values per GEMV, next to the GEMV's pass over the weights).
     pub(super) fn sum(&self) -> i32 {
-        self.sum
+        self.as_i8().iter().map(|&v| v as i32).sum()
     }
 
     /// The group tables for `kernel`: these, or built now if the chosen kernel did not need
